@@ -1,0 +1,7 @@
+"""The REST client: one more backend of the same service interfaces, over ``mlharbor server``."""
+
+from mlharbor.client.access import RestAccess
+from mlharbor.client.http import RestClient
+from mlharbor.client.tables import RestTables
+
+__all__ = ["RestAccess", "RestClient", "RestTables"]

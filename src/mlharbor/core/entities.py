@@ -1,0 +1,133 @@
+"""Domain records that cross the service and repository interfaces.
+
+These are plain frozen dataclasses: the metadata store's ORM rows never leave ``mlharbor.meta``;
+its repositories convert rows to these records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    DATA_SCIENTIST = "data_scientist"
+    ML_ENGINEER = "ml_engineer"
+    ADMIN = "admin"
+
+
+class PrincipalKind(StrEnum):
+    USER = "user"
+    SERVICE = "service"
+
+
+class Decision(StrEnum):
+    ALLOWED = "allowed"
+    DENIED = "denied"
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """Catalog entry of a lake table. Data lives only in Delta at ``location``."""
+
+    name: str
+    location: str
+    owner: str
+    comment: str
+    tags: dict[str, str]
+    partition_by: tuple[str, ...]
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    kind: str = "table"  # "table" or "feature_table" (set by the feature store)
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    kind: PrincipalKind
+    display_name: str
+    created_at: datetime
+    created_by: str
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class Grant:
+    principal: str
+    environment: Environment
+    role: Role
+    granted_by: str
+    granted_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A token's record. The secret itself is never stored: only ``token_hash`` (SHA-256 hex)."""
+
+    id: str
+    principal: str
+    name: str
+    token_hash: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    def is_valid_at(self, now: datetime) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or now < self.expires_at
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    time: datetime
+    actor: str
+    action: str
+    resource: str
+    decision: Decision
+    request_id: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LineageNode:
+    """A versioned thing in the lineage graph: ``kind`` is table, feature_table, run, model, ..."""
+
+    kind: str
+    name: str
+    version: str | None = None
+
+    def __str__(self) -> str:
+        v = f"@{self.version}" if self.version is not None else ""
+        return f"{self.kind}:{self.name}{v}"
+
+    @classmethod
+    def parse(cls, text: str) -> LineageNode:
+        """The inverse of ``str()``: ``table:dev.raw.trips@3``."""
+        kind, _, rest = text.partition(":")
+        name, _, version = rest.partition("@")
+        return cls(kind, name, version or None)
+
+
+@dataclass(frozen=True)
+class LineageEdge:
+    source: LineageNode
+    target: LineageNode
+    relation: str  # e.g. "wrote_from", "trained_on"
+    created_at: datetime
+    created_by: str
+    details: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""The lake: versioned tables (Delta) and SQL over them (DuckDB)."""

@@ -1,0 +1,213 @@
+"""ORM rows of the metadata store (SQLAlchemy 2 typed declarative).
+
+Rows never leave :mod:`mlharbor.meta`: the repositories convert them to the records of
+:mod:`mlharbor.core.entities`. The schema is created by the hand-written Alembic migrations in
+``migrations/versions``; a contract test checks that these models and the migrated schema agree
+on SQLite and PostgreSQL, so change both together.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from mlharbor.core.clock import as_utc
+
+# Deterministic constraint names on both dialects, so later migrations can refer to them.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
+
+# Alembic's version table, named for us so that MLflow or Optuna (both Alembic users) can share
+# the same database without clashing on the default ``alembic_version``.
+VERSION_TABLE = "mlharbor_alembic_version"
+
+# The empty string stands for "no version" in lineage rows: NULLs are distinct in unique
+# constraints on both dialects, which would defeat edge deduplication.
+NO_VERSION = ""
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp that is always stored and returned in UTC.
+
+    PostgreSQL stores ``timestamptz``; SQLite stores text without an offset, so values are
+    converted to UTC before binding (naive input is taken as UTC) and marked UTC on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+def json_type() -> JSON:
+    """JSON documents: ``jsonb`` on PostgreSQL, JSON text on SQLite."""
+    return JSON().with_variant(JSONB(), "postgresql")  # type: ignore[return-value]
+
+
+def big_id_type() -> BigInteger:
+    """64-bit autoincrement ids; SQLite only autoincrements an ``INTEGER PRIMARY KEY``."""
+    return BigInteger().with_variant(Integer(), "sqlite")  # type: ignore[return-value]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every metadata row."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TableRow(Base):
+    """A catalog entry of a lake table (or feature table)."""
+
+    __tablename__ = "catalog_tables"
+    __table_args__ = (Index("ix_catalog_tables_catalog_name_schema_name", "catalog_name", "schema_name"),)
+
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    catalog_name: Mapped[str] = mapped_column(String)
+    schema_name: Mapped[str] = mapped_column(String)
+    table_name: Mapped[str] = mapped_column(String)
+    kind: Mapped[str] = mapped_column(String)
+    location: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String)
+    comment: Mapped[str] = mapped_column(Text)
+    tags: Mapped[dict[str, str]] = mapped_column(json_type())
+    properties: Mapped[dict[str, Any]] = mapped_column(json_type())
+    partition_by: Mapped[list[str]] = mapped_column(json_type())
+    created_by: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class PrincipalRow(Base):
+    """A user or service principal."""
+
+    __tablename__ = "principals"
+
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    kind: Mapped[str] = mapped_column(String)
+    display_name: Mapped[str] = mapped_column(String)
+    active: Mapped[bool] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class GrantRow(Base):
+    """One role of one principal in one environment."""
+
+    __tablename__ = "role_grants"
+
+    principal: Mapped[str] = mapped_column(String, ForeignKey("principals.name"), primary_key=True)
+    environment: Mapped[str] = mapped_column(String, primary_key=True)
+    role: Mapped[str] = mapped_column(String)
+    granted_by: Mapped[str] = mapped_column(String)
+    granted_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class TokenRow(Base):
+    """An API token record; only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        Index("ix_api_tokens_token_hash", "token_hash", unique=True),
+        Index("ix_api_tokens_principal", "principal"),
+    )
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    principal: Mapped[str] = mapped_column(String, ForeignKey("principals.name"))
+    name: Mapped[str] = mapped_column(String)
+    token_hash: Mapped[str] = mapped_column(String)
+    prefix: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class AuditRow(Base):
+    """One audit log entry. The database rejects UPDATE and DELETE on this table (triggers)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_time", "time"),
+        Index("ix_audit_log_actor", "actor"),
+        Index("ix_audit_log_action", "action"),
+        Index("ix_audit_log_resource", "resource"),
+    )
+
+    id: Mapped[int] = mapped_column(big_id_type(), primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String)
+    action: Mapped[str] = mapped_column(String)
+    resource: Mapped[str] = mapped_column(String)
+    decision: Mapped[str] = mapped_column(String)
+    request_id: Mapped[str] = mapped_column(String)
+    details: Mapped[dict[str, Any]] = mapped_column(json_type())
+
+
+class LineageEdgeRow(Base):
+    """A directed lineage edge ``source -> target``; versions use ``NO_VERSION`` for none."""
+
+    __tablename__ = "lineage_edges"
+    __table_args__ = (
+        UniqueConstraint(
+            "source_kind",
+            "source_name",
+            "source_version",
+            "target_kind",
+            "target_name",
+            "target_version",
+            "relation",
+            name="uq_lineage_edges_edge",
+        ),
+        Index("ix_lineage_edges_source_name", "source_name"),
+        Index("ix_lineage_edges_target_name", "target_name"),
+    )
+
+    id: Mapped[int] = mapped_column(big_id_type(), primary_key=True, autoincrement=True)
+    source_kind: Mapped[str] = mapped_column(String)
+    source_name: Mapped[str] = mapped_column(String)
+    source_version: Mapped[str] = mapped_column(String)
+    target_kind: Mapped[str] = mapped_column(String)
+    target_name: Mapped[str] = mapped_column(String)
+    target_version: Mapped[str] = mapped_column(String)
+    relation: Mapped[str] = mapped_column(String)
+    created_by: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    details: Mapped[dict[str, Any]] = mapped_column(json_type())
+
+
+class KeyValueRow(Base):
+    """A small string setting or marker (schema flags, scheduler cursors, ...)."""
+
+    __tablename__ = "key_values"
+
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

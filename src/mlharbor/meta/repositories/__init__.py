@@ -1,0 +1,17 @@
+"""Repositories of the metadata store: each takes and returns :mod:`mlharbor.core.entities`."""
+
+from mlharbor.meta.repositories.audit import AuditRepository
+from mlharbor.meta.repositories.auth import GrantRepository, PrincipalRepository, TokenRepository
+from mlharbor.meta.repositories.kv import KeyValueRepository
+from mlharbor.meta.repositories.lineage import LineageRepository
+from mlharbor.meta.repositories.tables import TableRepository
+
+__all__ = [
+    "AuditRepository",
+    "GrantRepository",
+    "KeyValueRepository",
+    "LineageRepository",
+    "PrincipalRepository",
+    "TableRepository",
+    "TokenRepository",
+]

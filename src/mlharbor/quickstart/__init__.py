@@ -1,0 +1,1 @@
+"""The closed-loop quickstart on the embedded default."""

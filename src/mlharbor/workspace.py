@@ -1,0 +1,155 @@
+"""Workspace: wires stores to services. ``Workspace.open`` (direct) and ``Workspace.connect``
+(through a ``mlharbor server``) give the same API; the facade stays thin."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlharbor.auth.access import Access, LocalAccess
+from mlharbor.auth.service import AuthService
+from mlharbor.catalog.service import CatalogContext, TableService
+from mlharbor.catalog.tables import Tables
+from mlharbor.config import Settings, load_settings
+from mlharbor.core.actors import Actor
+from mlharbor.errors import InvalidArgument, Unauthenticated
+from mlharbor.features.store import FeatureStore
+from mlharbor.lineage.service import LineageService
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from mlharbor.lake.base import TableStore
+    from mlharbor.meta import MetadataStore
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the local backends share; built once per process (the server builds one too)."""
+
+    settings: Settings
+    store: MetadataStore
+    auth: AuthService
+    lineage: LineageService
+    catalog: CatalogContext
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        from mlharbor._plugins import table_store_for
+        from mlharbor.meta import MetadataStore
+
+        store = MetadataStore(settings.current.metadata_url)
+        store.upgrade()
+        auth = AuthService(store, settings.server.token_ttl_days)
+        lineage = LineageService(store)
+        stores: dict[str, TableStore] = {}
+
+        def table_store(catalog: str) -> TableStore:
+            if catalog not in stores:
+                target = settings.target_for_catalog(catalog)
+                if target is None:
+                    raise InvalidArgument(f"unknown catalog {catalog!r}")
+                stores[catalog] = table_store_for(target.lake_uri, target.storage_options)
+            return stores[catalog]
+
+        catalog = CatalogContext(settings, store, auth, lineage, table_store)
+        return cls(settings, store, auth, lineage, catalog)
+
+    def close(self) -> None:
+        self.store.dispose()
+
+
+class Workspace:
+    """An mlharbor workspace: ``ws.tables``, ``ws.sql()``, ``ws.features`` (feature tables, training
+    sets), ``ws.access`` (principals, grants, tokens, audit)."""
+
+    def __init__(self, tables: Tables, access: Access, settings: Settings | None = None,
+                 services: Services | None = None, actor: Actor | None = None,
+                 url: str | None = None, on_close: Callable[[], None] | None = None) -> None:
+        self.tables = tables
+        self.access = access
+        self.features = FeatureStore(tables)
+        self.settings = settings
+        self._services = services
+        self.actor = actor
+        self.url = url
+        self._on_close = on_close
+
+    @classmethod
+    def open(cls, path: str | Path | None = None, target: str | None = None,
+             principal: str | None = None) -> Workspace:
+        """Open the workspace of the project at or above ``path`` (default: the working directory).
+
+        With no ``mlharbor.toml`` this is the embedded default under ``./.mlharbor/``. On an embedded
+        (SQLite) metadata store the workspace acts as a local admin unless ``principal`` (or
+        ``$MLHARBOR_PRINCIPAL``) names a principal whose grants then apply. A shared store (PostgreSQL)
+        needs a principal: there nobody is an admin by default — and the server, not direct access,
+        is where a team's permissions are enforced against people who hold the database password.
+        """
+        settings = load_settings(path, target)
+        principal = principal or os.environ.get("MLHARBOR_PRINCIPAL") or None
+        if principal is None and not settings.current.metadata_url.startswith("sqlite"):
+            raise Unauthenticated(
+                f"target {settings.target!r} uses a shared metadata store: open it with principal=NAME "
+                "(or MLHARBOR_PRINCIPAL), or go through the server with Workspace.connect(url, token=...)"
+            )
+        services = Services.build(settings)
+        actor = Actor.local_admin(_os_user()) if principal is None else Actor(principal=principal)
+        services.auth.ensure_local_admin(actor)
+        tables = Tables(TableService(services.catalog, actor))
+        return cls(tables, LocalAccess(services.auth, actor), settings, services, actor)
+
+    @classmethod
+    def connect(cls, url: str, token: str | None = None, timeout: float = 60.0) -> Workspace:
+        """Use a ``mlharbor server`` at ``url`` with an API token (default: ``$MLHARBOR_TOKEN``)."""
+        from mlharbor.client import RestAccess, RestClient, RestTables
+
+        client = RestClient(url, token=token, timeout=timeout)
+        return cls(Tables(RestTables(client)), RestAccess(client), url=url, on_close=client.close)
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            raise InvalidArgument("this workspace is connected to a server; local services are not available")
+        return self._services
+
+    @property
+    def auth(self) -> AuthService:
+        """The AuthService itself (local workspaces); prefer ``ws.access``, bound to your principal."""
+        return self.services.auth
+
+    def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
+        """Run DuckDB SQL over lake tables named ``catalog.schema.table``; returns Arrow.
+
+        The result remembers which table versions it read: writing it with ``ws.tables.write``
+        records lineage from those versions automatically.
+        """
+        return self.tables.sql(query, params)
+
+    def close(self) -> None:
+        """Release connections (database pools, HTTP clients)."""
+        if self._services is not None:
+            self._services.close()
+        if self._on_close is not None:
+            self._on_close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _os_user() -> str:
+    """The OS user as a valid principal name (``John.Doe`` → ``john_doe``)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = ""
+    name = re.sub(r"[^a-z0-9_]", "_", user.lower())[:64]
+    return name if re.match(r"^[a-z_]", name) else f"u_{name}"[:64] if name else "local"
