@@ -8,8 +8,8 @@ Sources, later ones winning:
 2. ``mlharbor.toml`` in the project root (found by walking up from the working directory, like
    ``git``), whose ``[targets.NAME]`` tables override the defaults field by field;
 3. ``MLHARBOR_*`` environment variables: ``MLHARBOR_TARGET`` picks the target, and
-   ``MLHARBOR_LAKE_URI``, ``MLHARBOR_METADATA_URL``, ``MLHARBOR_CATALOG`` override the selected
-   target's fields (``MLHARBOR_METADATA_URL`` also moves every target that shared its store).
+   ``MLHARBOR_LAKE_URI``, ``MLHARBOR_METADATA_URL``, ``MLHARBOR_CATALOG``, ``MLHARBOR_ONLINE_STORE``
+   override the selected target's fields (``MLHARBOR_METADATA_URL`` also moves every target that shared its store).
 
 Unknown keys are rejected with a message naming them.
 """
@@ -43,6 +43,8 @@ class TargetSettings(BaseModel):
     environment: Environment
     lake_uri: str
     metadata_url: str
+    online_store: str
+    online_store_options: dict[str, Any] = Field(default_factory=dict)  # e.g. {prefix = "mlh-prod"} for Redis
     storage_options: dict[str, str] = Field(default_factory=dict)
 
 
@@ -89,8 +91,10 @@ def find_project_root(start: str | Path | None = None) -> Path:
 def _default_targets(home: Path) -> dict[str, dict[str, Any]]:
     lake = str(home / "lake")
     meta = f"sqlite:///{home / 'metadata.db'}"
+    online = f"sqlite:///{home / 'online.db'}"
     return {
-        env.value: {"catalog": env.value, "environment": env.value, "lake_uri": lake, "metadata_url": meta}
+        env.value: {"catalog": env.value, "environment": env.value, "lake_uri": lake, "metadata_url": meta,
+                    "online_store": online}
         for env in Environment
     }
 
@@ -131,7 +135,8 @@ def _merge_targets(home: Path, raw: dict[str, Any], cfg_file: Path) -> dict[str,
         check_identifier(name, "target name")
         if not isinstance(overrides, dict):
             raise InvalidArgument(f"{cfg_file}: [targets.{name}] must be a table")
-        base = targets.get(name, {"catalog": name, "environment": name})
+        base = targets.get(name, {"catalog": name, "environment": name,
+                                  "online_store": targets["dev"]["online_store"]})
         targets[name] = {**base, **overrides}
         if name not in Environment._value2member_map_ and "environment" not in overrides:
             raise InvalidArgument(f"{cfg_file}: target {name!r} needs environment = 'dev', 'staging' or 'prod'")
@@ -141,7 +146,7 @@ def _merge_targets(home: Path, raw: dict[str, Any], cfg_file: Path) -> dict[str,
 def _normalise_targets(targets: dict[str, dict[str, Any]], root: Path, cfg_file: Path) -> None:
     """Resolve local paths against the project root; refuse catalogs shared by two targets."""
     for t in targets.values():
-        for key in ("lake_uri", "metadata_url"):
+        for key in ("lake_uri", "metadata_url", "online_store"):
             if isinstance(t.get(key), str):
                 t[key] = _resolve_local(t[key], root)
         if isinstance(t.get("catalog"), str):
@@ -181,6 +186,7 @@ def load_settings(
         "lake_uri": env.get("MLHARBOR_LAKE_URI"),
         "metadata_url": env.get("MLHARBOR_METADATA_URL"),
         "catalog": env.get("MLHARBOR_CATALOG"),
+        "online_store": env.get("MLHARBOR_ONLINE_STORE"),
     }
     if env_overrides["metadata_url"]:
         # targets that shared the selected target's store keep sharing it: the store moved

@@ -6,24 +6,28 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlharbor.auth.access import Access, LocalAccess
 from mlharbor.auth.service import AuthService
+from mlharbor.catalog.functions import FunctionService
 from mlharbor.catalog.service import CatalogContext, TableService
 from mlharbor.catalog.tables import Tables
 from mlharbor.config import Settings, load_settings
 from mlharbor.core.actors import Actor
 from mlharbor.errors import InvalidArgument, Unauthenticated
+from mlharbor.features.publish import LocalOnline
 from mlharbor.features.store import FeatureStore
 from mlharbor.lineage.service import LineageService
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from mlharbor.features.online import OnlineStore
     from mlharbor.lake.base import TableStore
     from mlharbor.meta import MetadataStore
 
@@ -37,6 +41,8 @@ class Services:
     auth: AuthService
     lineage: LineageService
     catalog: CatalogContext
+    _online: dict[str, OnlineStore] = field(default_factory=dict)
+    _online_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -60,7 +66,30 @@ class Services:
         catalog = CatalogContext(settings, store, auth, lineage, table_store)
         return cls(settings, store, auth, lineage, catalog)
 
+    def online_store(self, catalog: str) -> OnlineStore:
+        """The online store of ``catalog``'s target, opened once and shared (stores are thread-safe)."""
+        from mlharbor.features.online import online_store_for
+
+        target = self.settings.target_for_catalog(catalog)
+        if target is None:
+            raise InvalidArgument(f"unknown catalog {catalog!r}")
+        key = f"{target.online_store} {sorted(target.online_store_options.items())}"
+        with self._online_lock:
+            if key not in self._online:
+                self._online[key] = online_store_for(target.online_store, **target.online_store_options)
+            return self._online[key]
+
+    def features(self, tables: Tables, actor: Actor) -> FeatureStore:
+        """A feature store acting as ``actor`` over these services."""
+        return FeatureStore(tables, FunctionService(self.catalog, actor),
+                            LocalOnline(self.catalog, tables, actor, self.online_store))
+
     def close(self) -> None:
+        with self._online_lock:
+            stores = list(self._online.values())
+            self._online.clear()
+        for online in stores:
+            online.close()
         self.store.dispose()
 
 
@@ -68,12 +97,12 @@ class Workspace:
     """An mlharbor workspace: ``ws.tables``, ``ws.sql()``, ``ws.features`` (feature tables, training
     sets), ``ws.access`` (principals, grants, tokens, audit)."""
 
-    def __init__(self, tables: Tables, access: Access, settings: Settings | None = None,
+    def __init__(self, tables: Tables, access: Access, features: FeatureStore, settings: Settings | None = None,
                  services: Services | None = None, actor: Actor | None = None,
                  url: str | None = None, on_close: Callable[[], None] | None = None) -> None:
         self.tables = tables
         self.access = access
-        self.features = FeatureStore(tables)
+        self.features = features
         self.settings = settings
         self._services = services
         self.actor = actor
@@ -102,15 +131,18 @@ class Workspace:
         actor = Actor.local_admin(_os_user()) if principal is None else Actor(principal=principal)
         services.auth.ensure_local_admin(actor)
         tables = Tables(TableService(services.catalog, actor))
-        return cls(tables, LocalAccess(services.auth, actor), settings, services, actor)
+        return cls(tables, LocalAccess(services.auth, actor), services.features(tables, actor), settings, services,
+                   actor)
 
     @classmethod
     def connect(cls, url: str, token: str | None = None, timeout: float = 60.0) -> Workspace:
         """Use a ``mlharbor server`` at ``url`` with an API token (default: ``$MLHARBOR_TOKEN``)."""
-        from mlharbor.client import RestAccess, RestClient, RestTables
+        from mlharbor.client import RestAccess, RestClient, RestFunctions, RestOnline, RestTables
 
         client = RestClient(url, token=token, timeout=timeout)
-        return cls(Tables(RestTables(client)), RestAccess(client), url=url, on_close=client.close)
+        tables = Tables(RestTables(client))
+        features = FeatureStore(tables, RestFunctions(client), RestOnline(client))
+        return cls(tables, RestAccess(client), features, url=url, on_close=client.close)
 
     @property
     def services(self) -> Services:

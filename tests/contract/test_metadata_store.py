@@ -26,6 +26,7 @@ from mlharbor.core.entities import (
     ApiToken,
     Decision,
     Environment,
+    FunctionInfo,
     Grant,
     LineageEdge,
     LineageNode,
@@ -580,7 +581,7 @@ def test_upgrade_is_idempotent(metadata_url: str) -> None:
     try:
         assert current_revision(metadata_url) is None
         s.upgrade()
-        assert current_revision(metadata_url) == "0001"
+        assert current_revision(metadata_url) == "0002"
         with s.transaction() as uow:
             uow.kv.set("k", "v")
         s.upgrade()
@@ -602,7 +603,7 @@ def test_concurrent_upgrade_threads(metadata_url: str) -> None:
     try:
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(run, stores))
-        assert current_revision(metadata_url) == "0001"
+        assert current_revision(metadata_url) == "0002"
     finally:
         for s in stores:
             s.dispose()
@@ -632,7 +633,7 @@ def test_concurrent_upgrade_processes(metadata_url: str, tmp_path: Path) -> None
     for proc in procs:
         _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-    assert current_revision(metadata_url) == "0001"
+    assert current_revision(metadata_url) == "0002"
 
 
 @pytest.mark.parametrize("check", ["models", "triggers"])
@@ -664,7 +665,7 @@ def test_downgrade_to_base_and_upgrade_again(store: MetadataStore) -> None:
         uow.audit.append(
             time=T0, actor="a", action="x", resource="r", decision=Decision.ALLOWED, request_id="", details={}
         )
-    assert current_revision(store.url) == "0001"
+    assert current_revision(store.url) == "0002"
 
 
 def test_upgrade_refuses_a_newer_schema(store: MetadataStore) -> None:
@@ -724,3 +725,32 @@ def test_unreachable_postgresql(operation: str) -> None:
         assert "s3cret" not in str(info.value) and "***" in str(info.value)
     finally:
         s.dispose()
+
+
+# --- functions ---------------------------------------------------------------------------------
+
+
+FN_TIME = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def _function(name: str, source: str = "def f(x):\n    return x\n") -> FunctionInfo:
+    return FunctionInfo(name=name, version=0, entry_point="f", source=source, sha256="ab" * 32, parameters=("x",),
+                        return_type="double", description="d", created_by="alice", created_at=FN_TIME)
+
+
+def test_functions_are_versioned_per_name(store: MetadataStore) -> None:
+    with store.transaction() as uow:
+        assert uow.functions.add(_function("dev.features.f")).version == 1
+        assert uow.functions.add(_function("DEV.features.f", "def f(x):\n    return 2 * x\n")).version == 2
+        uow.functions.add(_function("prod.features.g"))
+    with store.transaction() as uow:
+        latest = uow.functions.find("dev.features.f")
+        assert latest is not None and latest.version == 2 and "2 * x" in latest.source
+        first = uow.functions.find("dev.features.f", 1)
+        assert first is not None and first.parameters == ("x",) and first.created_at == FN_TIME
+        assert uow.functions.find("dev.features.f", 3) is None and uow.functions.find("dev.features.nope") is None
+        assert [(f.name, f.version) for f in uow.functions.list()] == [("dev.features.f", 2), ("prod.features.g", 1)]
+        assert [f.name for f in uow.functions.list(catalog="prod")] == ["prod.features.g"]
+        assert [f.version for f in uow.functions.versions("dev.features.f")] == [1, 2]
+        assert uow.functions.remove("dev.features.f") == 2
+        assert uow.functions.find("dev.features.f") is None

@@ -200,6 +200,15 @@ class TableStoreContract:
             {"id": 3, "name": "new3", "score": 5.0},
         ]
 
+    def test_merge_leaves_unchanged_rows_out_of_the_change_feed(self, store: TableStore, table: str) -> None:
+        store.write(table, pa.table({"id": [1, 2, 3], "name": ["a", None, "c"], "score": [1.0, 2.0, None]},
+                                    schema=SCHEMA))
+        before = store.version(table)
+        again = pa.table({"id": [1, 2, 3], "name": ["a", None, "c!"], "score": [1.0, 2.0, None]}, schema=SCHEMA)
+        store.write(table, again, mode="merge", keys=["id"])
+        changes = store.changes(table, before)
+        assert sorted(set(changes.column("id").to_pylist())) == [3]  # nulls compare equal to nulls
+
     def test_merge_needs_keys(self, store: TableStore, table: str) -> None:
         with pytest.raises(InvalidArgument, match="keys"):
             store.write(table, batch([1]), mode="merge")

@@ -256,3 +256,51 @@ def test_access_api_is_the_same_locally_and_through_the_server(server: Server) -
         assert entries and entries[0].resource == "principal:svc_etl"
         denied = ws.access.audit_log(decision="denied", principal="svc_etl", limit=5)
         assert denied[0].action == "principal.create"
+
+
+def test_features_online_and_functions_through_the_server(server: Server) -> None:
+    from datetime import UTC, datetime
+
+    from mlharbor.features.definitions import FeatureFunction, FeatureLookup
+
+    t = datetime(2026, 2, 1, tzinfo=UTC)
+    stats = pa.table({"driver_id": pa.array([1, 2], pa.int64()), "ts": pa.array([t, t], pa.timestamp("us", tz="UTC")),
+                      "rate": [1.5, 2.5]})
+    with Workspace.connect(server.url, token=server.admin_token) as ws:
+        ws.features.create_table("dev.features.api_drivers", stats, primary_keys="driver_id", timestamp_keys="ts")
+        info = ws.features.register_function(source="def double(x):\n    return None if x is None else 2 * x\n",
+                                             entry_point="double", name="dev.features.api_double", return_type="double")
+        assert info.version == 1 and ws.features.get_function("dev.features.api_double").sha256 == info.sha256
+        assert "dev.features.api_double" in {f.name for f in ws.features.list_functions()}
+        result = ws.features.publish("dev.features.api_drivers")
+        assert result.mode == "snapshot" and result.rows_written == 2
+        status = ws.features.online_status("dev.features.api_drivers")
+        assert status.published_version == result.version and status.behind == 0
+        rows = ws.features.read_online("dev.features.api_drivers", {"driver_id": [2, 9]})
+        assert rows.column("rate").to_pylist() == [2.5, None] and rows.schema.field("ts").type.tz == "UTC"
+        labels = pa.table({"driver_id": pa.array([1], pa.int64()), "ts": pa.array([t], pa.timestamp("us", tz="UTC")),
+                           "y": [1]})
+        spec = ws.features.create_training_set(labels, [
+            FeatureLookup("dev.features.api_drivers", "driver_id", timestamp_lookup_key="ts"),
+            FeatureFunction("dev.features.api_double", {"x": "rate"}, "rate2")], label="y").spec
+        online = ws.features.lookup_online(spec, {"driver_id": [1, 2]})
+        assert online.column("rate2").to_pylist() == [3.0, 5.0]
+        ws.features.unpublish("dev.features.api_drivers")
+        with pytest.raises(NotFound, match="not published"):
+            ws.features.read_online("dev.features.api_drivers", {"driver_id": [1]})
+        with pytest.raises(InvalidArgument, match="does not parse"):
+            ws.features.register_function(source="def f(:", entry_point="f", name="dev.features.bad",
+                                          return_type="double")
+    headers = {"Authorization": f"Bearer {server.admin_token}"}
+    bad = [
+        ("POST", "/api/v1/features/online/read", {"requests": [{"table": "dev.features.api_drivers",
+                                                                "keys": {"driver_id": [1], "x": [1, 2]}}]}),
+        ("POST", "/api/v1/features/online/read", {"requests": []}),
+        ("POST", "/api/v1/features/dev.features.api_drivers/publish", {"mode": "full"}),
+        ("POST", "/api/v1/functions", {"name": "dev.features.f", "source": "x = 1", "entry_point": "f",
+                                       "return_type": "double"}),
+    ]
+    for method, path, body in bad:
+        response = httpx.request(method, server.url + path, json=body, headers=headers)
+        assert 400 <= response.status_code < 500, (path, response.text)
+        assert response.json()["error_code"] and response.json()["message"]

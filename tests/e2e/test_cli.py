@@ -438,3 +438,47 @@ def test_features_ls_and_describe(project: Path) -> None:
     assert described["features"] == ["trips_7d"] and described["latest_timestamp"].startswith("2026-01-01")
     assert "latest timestamp" in ok("features", "describe", "dev.features.driver_stats").stdout
     assert "does not exist" in fails("features", "describe", "dev.raw.nothing")
+
+
+# --- features: publish, lookup, functions ------------------------------------------------------
+
+
+def test_features_publish_lookup_and_functions(project: Path) -> None:
+    from datetime import UTC, datetime
+
+    from mlharbor.features.definitions import FeatureFunction, FeatureLookup
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    zones = pa.table({"city": ["x", "x"], "zone": pa.array([1, 2], pa.int64()), "ts": pa.array([t, t]),
+                      "demand": [0.5, 0.7]})
+    with Workspace.open(project) as ws:
+        ws.features.create_table("dev.features.zones", zones, primary_keys=["city", "zone"], timestamp_keys="ts")
+    out = json.loads(ok("features", "publish", "dev.features.zones", "--mode", "snapshot", "--ttl", "600",
+                        "--json").stdout)
+    assert out["mode"] == "snapshot" and out["rows_written"] == 2
+    text = ok("features", "publish", "dev.features.zones").stderr
+    assert "Published dev.features.zones version 1 (incremental since version 1): 0 row(s) written" in text
+    assert "version 1 at" in ok("features", "describe", "dev.features.zones").stdout
+    rows = json.loads(ok("features", "lookup", "dev.features.zones", "--key", "city=x,zone=2", "--key",
+                         "city=y,zone=1", "--json").stdout)
+    assert [(r["city"], r["zone"], r["demand"]) for r in rows] == [("x", 2, 0.7), ("y", 1, None)]
+    assert "0.7" in ok("features", "lookup", "dev.features.zones", "--key", "city=x,zone=2").stdout
+    fn = project / "fns.py"
+    fn.write_text("def scaled(demand):\n    return None if demand is None else demand * 10\n")
+    assert "version 1" in ok("features", "functions", "register", str(fn), "--name", "dev.features.scaled",
+                             "--entry-point", "scaled", "--return-type", "double").stderr
+    assert "dev.features.scaled" in ok("features", "functions", "ls").stdout
+    assert "demand * 10" in ok("features", "functions", "show", "dev.features.scaled").stdout
+    with Workspace.open(project) as ws:
+        labels = pa.table({"city": ["x"], "zone": pa.array([1], pa.int64()), "ts": pa.array([t]), "y": [1]})
+        spec = ws.features.create_training_set(labels, [
+            FeatureLookup("dev.features.zones", ["city", "zone"], timestamp_lookup_key="ts"),
+            FeatureFunction("dev.features.scaled", {"demand": "demand"}, "demand10")], label="y").spec
+    (project / "spec.json").write_text(spec.to_json())
+    rows = json.loads(ok("features", "lookup", "--spec", "spec.json", "--key", "city=x,zone=1", "--json").stdout)
+    assert rows == [{"city": "x", "zone": 1, "demand": 0.5, "demand10": 5.0}]
+    assert "COLUMN=VALUE" in fails("features", "lookup", "dev.features.zones", "--key", "city")
+    assert "one of them" in fails("features", "lookup", "--key", "city=x")
+    assert "mode must be" in fails("features", "publish", "dev.features.zones", "--mode", "full")
+    assert "cannot read" in fails("features", "functions", "register", "nope.py", "--name", "dev.features.n",
+                                  "--entry-point", "f", "--return-type", "double")

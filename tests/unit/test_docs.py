@@ -29,10 +29,18 @@ def test_tables_guide_examples_run(
 def test_features_guide_examples_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import runpy
+
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {}
-    exec(compile(_python_blocks(DOCS / "features.md"), "docs/features.md", "exec"), namespace)
-    df = namespace["df"].to_pylist()  # type: ignore[attr-defined]
+    script = tmp_path / "features_md.py"  # a real file, so register_function can read a function's source
+    script.write_text(_python_blocks(DOCS / "features.md"))
+    namespace = runpy.run_path(str(script))
+    df = namespace["df"].to_pylist()
     assert df[0]["trips_1d"] == 0 and df[0]["avg_fare_1d"] is None  # nothing before trip 1: the default
     assert df[1]["avg_fare_1d"] == 12.0  # trip 2 sees day 1 only
-    assert namespace["scored"].column("avg_fare_1d").to_pylist() == [30.0]  # type: ignore[attr-defined]
+    assert namespace["scored"].column("avg_fare_1d").to_pylist() == [30.0]
+    assert namespace["with_ratio"].load_df().column("fare_ratio").to_pylist() == [None, 2.5, None, None]
+    assert namespace["online"].column("fare_ratio").to_pylist() == [0.667]
+    assert namespace["status"].behind == 0
+    out = capsys.readouterr().out
+    assert "snapshot 1 3" in out and "[1, None]" in out

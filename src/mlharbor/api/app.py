@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from mlharbor import __version__
-from mlharbor.api import routes_auth, routes_tables
+from mlharbor.api import routes_auth, routes_features, routes_tables
 from mlharbor.api.errors import install_error_handlers
 from mlharbor.api.middleware import OPEN_PATHS, TokenAuthMiddleware
 from mlharbor.config import Settings
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app.include_router(routes_tables.router)
     app.include_router(routes_auth.router)
+    app.include_router(routes_features.router)
     app.add_middleware(TokenAuthMiddleware, authenticate=services.auth.authenticate)  # type: ignore[arg-type]
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -54,6 +54,22 @@ class CatalogContext:
     table_store: Callable[[str], TableStore]  # catalog name -> the table store of its target
 
 
+def catalog_environment(settings: Settings, name: ObjectName) -> Environment:
+    """The environment of ``name``'s catalog; InvalidArgument for an unknown catalog or one kept in
+    another metadata store than the current target's."""
+    target = settings.target_for_catalog(name.catalog)
+    if target is None:
+        known = ", ".join(sorted(t.catalog for t in settings.targets.values()))
+        raise InvalidArgument(f"unknown catalog {name.catalog!r} in {name}; catalogs: {known}")
+    if target.metadata_url != settings.current.metadata_url:
+        other = next(k for k, t in settings.targets.items() if t is target)
+        raise InvalidArgument(
+            f"catalog {name.catalog!r} is kept in another metadata store than target {settings.target!r}'s; "
+            f"open the workspace with target={other!r} (or connect to its server) to use {name}"
+        )
+    return target.environment
+
+
 class TableService(TableBackend):
     """The local table backend. Every call is checked, and every change audited, as ``actor``."""
 
@@ -64,18 +80,7 @@ class TableService(TableBackend):
     # --- naming and checks --------------------------------------------------------------------
 
     def _environment(self, name: ObjectName) -> Environment:
-        settings = self._ctx.settings
-        target = settings.target_for_catalog(name.catalog)
-        if target is None:
-            known = ", ".join(sorted(t.catalog for t in settings.targets.values()))
-            raise InvalidArgument(f"unknown catalog {name.catalog!r} in {name}; catalogs: {known}")
-        if target.metadata_url != settings.current.metadata_url:
-            other = next(k for k, t in settings.targets.items() if t is target)
-            raise InvalidArgument(
-                f"catalog {name.catalog!r} is kept in another metadata store than target {settings.target!r}'s; "
-                f"open the workspace with target={other!r} (or connect to its server) to use {name}"
-            )
-        return target.environment
+        return catalog_environment(self._ctx.settings, name)
 
     def _location(self, name: ObjectName) -> str:
         target = self._ctx.settings.target_for_catalog(name.catalog)

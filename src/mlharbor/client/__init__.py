@@ -1,7 +1,8 @@
 """The REST client: one more backend of the same service interfaces, over ``mlharbor server``."""
 
 from mlharbor.client.access import RestAccess
+from mlharbor.client.features import RestFunctions, RestOnline
 from mlharbor.client.http import RestClient
 from mlharbor.client.tables import RestTables
 
-__all__ = ["RestAccess", "RestClient", "RestTables"]
+__all__ = ["RestAccess", "RestClient", "RestFunctions", "RestOnline", "RestTables"]

@@ -53,6 +53,26 @@ class TableInfo:
 
 
 @dataclass(frozen=True)
+class FunctionInfo:
+    """A version of a registered Python function (an on-demand feature), named ``catalog.schema.fn``.
+
+    ``source`` is the function's own code (imports inside its body); ``entry_point`` names the
+    function defined by it; ``sha256`` fingerprints the source, so a spec can pin exactly this code.
+    """
+
+    name: str
+    version: int
+    entry_point: str
+    source: str
+    sha256: str
+    parameters: tuple[str, ...]
+    return_type: str
+    description: str
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Principal:
     name: str
     kind: PrincipalKind

@@ -62,13 +62,17 @@ class FeatureLookup:
 class FeatureFunction:
     """An on-demand feature: a registered Python function applied to columns of the frame.
 
-    ``input_bindings`` maps the function's parameters to frame columns; ``output_name`` names the
-    result column. The same registered code runs in training, batch scoring and serving.
+    ``udf_name`` is the function's catalog name (``catalog.schema.fn``), ``version`` a registered
+    version (default: the latest, pinned in the spec when the training set is made);
+    ``input_bindings`` maps the function's parameters to columns of the frame or of looked-up
+    features; ``output_name`` names the result column. The same registered code runs in training,
+    batch scoring and serving.
     """
 
     udf_name: str
     input_bindings: dict[str, str]
     output_name: str
+    version: int | None = None
 
     def __post_init__(self) -> None:
         parse_name(self.udf_name, "function name")
@@ -78,3 +82,5 @@ class FeatureFunction:
             raise InvalidArgument("input_bindings must map parameter names to column names")
         if not isinstance(self.output_name, str) or not self.output_name:
             raise InvalidArgument("output_name must be a non-empty column name")
+        if self.version is not None and (not isinstance(self.version, int) or self.version < 1):
+            raise InvalidArgument("version must be a positive integer (or None for the latest)")

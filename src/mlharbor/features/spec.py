@@ -38,6 +38,18 @@ class LookupSpec:
 
 
 @dataclass(frozen=True)
+class FunctionSpec:
+    """One resolved on-demand feature: a pinned function version and how its parameters bind."""
+
+    name: str
+    version: int
+    sha256: str
+    input_bindings: dict[str, str]
+    output_name: str
+    return_type: str
+
+
+@dataclass(frozen=True)
 class Column:
     name: str
     type: str
@@ -52,7 +64,7 @@ class FeatureSpec:
     output_columns: list[Column]
     label: str | None = None
     exclude_columns: list[str] = field(default_factory=list)
-    functions: list[dict[str, Any]] = field(default_factory=list)
+    functions: list[FunctionSpec] = field(default_factory=list)
 
     @property
     def table_versions(self) -> dict[str, int]:
@@ -61,8 +73,20 @@ class FeatureSpec:
 
     @property
     def feature_columns(self) -> list[str]:
-        """The looked-up output columns, in order."""
-        return [name for lk in self.lookups for name in lk.outputs]
+        """The looked-up and computed output columns, in order."""
+        return [*(name for lk in self.lookups for name in lk.outputs), *(f.output_name for f in self.functions)]
+
+    @property
+    def key_columns(self) -> list[str]:
+        """The input columns a caller supplies for an online lookup: lookup keys and function inputs
+        that are neither looked up nor computed (in first-use order)."""
+        produced = set(self.feature_columns)
+        needed: list[str] = []
+        for column in [*(k for lk in self.lookups for k in lk.lookup_keys),
+                       *(c for f in self.functions for c in f.input_bindings.values())]:
+            if column not in produced and column not in needed:
+                needed.append(column)
+        return needed
 
     def to_json(self) -> str:
         return json.dumps({"spec_version": SPEC_VERSION, **asdict(self)}, sort_keys=True, default=str)
@@ -80,7 +104,7 @@ class FeatureSpec:
                 output_columns=[Column(**c) for c in raw["output_columns"]],
                 label=raw.get("label"),
                 exclude_columns=list(raw.get("exclude_columns", [])),
-                functions=list(raw.get("functions", [])),
+                functions=[FunctionSpec(**f) for f in raw.get("functions", [])],
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidArgument(f"not a feature spec: {exc}") from None

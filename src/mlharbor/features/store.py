@@ -12,13 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from mlharbor.catalog.functions import FunctionBackend
 from mlharbor.catalog.tables import Tables, split_sources, to_arrow
-from mlharbor.core.entities import TableInfo
+from mlharbor.core.entities import FunctionInfo, TableInfo
 from mlharbor.errors import InvalidArgument
-from mlharbor.features.definitions import FeatureLookup
+from mlharbor.features.definitions import FeatureFunction, FeatureLookup
+from mlharbor.features.publish import OnlineBackend, OnlineStatus, PublishResult
 from mlharbor.features.spec import FeatureSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     import pyarrow as pa
 
     from mlharbor.features.training import TrainingSet
@@ -46,6 +50,7 @@ class FeatureTable:
     last_write: datetime | None
     created_at: datetime
     used_by: list[str]
+    online: dict[str, Any] | None = None  # store, version and time last published, TTL
 
 
 def _keys_of(info: TableInfo) -> tuple[list[str], list[str]]:
@@ -72,10 +77,13 @@ def _check_columns(schema: pa.Schema, primary_keys: list[str], timestamp_keys: l
 
 
 class FeatureStore:
-    """Feature tables, training sets and offline scoring over a workspace's tables."""
+    """Feature tables, on-demand functions, training sets, offline scoring, online publishing and
+    lookups over a workspace's tables."""
 
-    def __init__(self, tables: Tables) -> None:
+    def __init__(self, tables: Tables, functions: FunctionBackend, online: OnlineBackend) -> None:
         self._tables = tables
+        self._functions = functions
+        self._online = online
 
     # --- feature tables -----------------------------------------------------------------------
 
@@ -157,7 +165,7 @@ class FeatureStore:
             description=d.info.comment, tags=d.info.tags, owner=d.info.owner, schema=d.schema,
             version=d.version, num_rows=d.num_rows, source_tables=list(d.info.properties.get("source_tables", [])),
             latest_timestamp=latest, last_write=history[0].timestamp if history else None,
-            created_at=d.info.created_at, used_by=used_by,
+            created_at=d.info.created_at, used_by=used_by, online=d.info.properties.get("online"),
         )
 
     def list_tables(self, catalog: str | None = None, schema: str | None = None) -> builtins.list[TableInfo]:
@@ -188,7 +196,7 @@ class FeatureStore:
     def create_training_set(
         self,
         df: Any,
-        feature_lookups: builtins.list[FeatureLookup],
+        feature_lookups: Sequence[FeatureLookup | FeatureFunction],
         label: str | None,
         exclude_columns: builtins.list[str] | None = None,
     ) -> TrainingSet:
@@ -198,7 +206,7 @@ class FeatureStore:
         frame = self._resolve_data(df)
         if frame is None:
             raise InvalidArgument("create_training_set needs a DataFrame, a table name or SQL")
-        return build_training_set(self._tables, frame, feature_lookups, label, exclude_columns or [])
+        return build_training_set(self._tables, self._functions, frame, feature_lookups, label, exclude_columns or [])
 
     def score_frame(self, spec: FeatureSpec, df: Any, point_in_time: bool = True) -> pa.Table:
         """Evaluate a feature spec offline on ``df`` (latest values when ``point_in_time`` is False
@@ -208,7 +216,109 @@ class FeatureStore:
         frame = self._resolve_data(df)
         if frame is None:
             raise InvalidArgument("score_frame needs a DataFrame, a table name or SQL")
-        return evaluate_spec(self._tables, spec, frame, point_in_time)
+        return evaluate_spec(self._tables, self._functions, spec, frame, point_in_time)
+
+    # --- on-demand functions --------------------------------------------------------------------
+
+    def register_function(
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str,
+        return_type: str,
+        source: str | None = None,
+        entry_point: str | None = None,
+        description: str = "",
+    ) -> FunctionInfo:
+        """Register a Python function as the next version of ``name`` (``catalog.schema.fn``).
+
+        Pass the function itself (its source is read with ``inspect``) or ``source`` plus
+        ``entry_point``. The function must be self-contained: imports inside its body, no
+        decorators, plain named parameters. ``return_type`` is an Arrow type name (``double``,
+        ``int64``, ``string``, ``bool``, ``timestamp[us, tz=UTC]``...).
+        """
+        from mlharbor.features.functions import source_of
+
+        if fn is not None:
+            if source is not None:
+                raise InvalidArgument("give the function or its source, not both")
+            source, entry_point = source_of(fn)
+        if source is None or not entry_point:
+            raise InvalidArgument("register_function needs the function, or source=... and entry_point=...")
+        return self._functions.register(name, source, entry_point, return_type, description)
+
+    def get_function(self, name: str, version: int | None = None) -> FunctionInfo:
+        """A registered version (default: the latest), with its source."""
+        return self._functions.get(name, version)
+
+    def list_functions(self, catalog: str | None = None, schema: str | None = None) -> builtins.list[FunctionInfo]:
+        """The latest version of every function you may read."""
+        return self._functions.list(catalog, schema)
+
+    def function_versions(self, name: str) -> builtins.list[FunctionInfo]:
+        """Every version of ``name``, oldest first."""
+        return self._functions.versions(name)
+
+    def drop_function(self, name: str) -> None:
+        """Delete every version of a function (specs that pin it stop evaluating)."""
+        self._functions.drop(name)
+
+    # --- online -------------------------------------------------------------------------------
+
+    def publish(self, name: str, mode: str = "incremental", *, ttl_seconds: int | None = None,
+                batch_size: int = 10_000, progress: bool | None = None) -> PublishResult:
+        """Write the latest row per key of a feature table to its target's online store.
+
+        ``incremental`` (default) writes only keys changed since the last published version and
+        falls back to ``snapshot`` the first time; ``ttl_seconds`` makes rows expire (kept for
+        later publishes); ``progress`` shows a bar on stderr (default: when it is a terminal).
+        Resumable: re-running after a crash continues after the rows already written.
+        """
+        return self._online.publish(name, mode, ttl_seconds, batch_size, progress)
+
+    def online_status(self, name: str) -> OnlineStatus:
+        """The version and time last published, how many versions behind, and the TTL."""
+        return self._online.status(name)
+
+    def unpublish(self, name: str) -> None:
+        """Remove a table from its online store."""
+        self._online.unpublish(name)
+
+    def read_online(self, name: str, keys: Any, features: builtins.list[str] | None = None) -> pa.Table:
+        """The online rows of one feature table for ``keys`` (columns named like its primary keys):
+        one row per key, in order, nulls where a key is missing or expired."""
+        from mlharbor.features.online import OnlineRead
+
+        frame = _as_table(keys)
+        return self._online.read([OnlineRead(name, frame, features)])[0]
+
+    def lookup_online(self, spec: FeatureSpec, keys: Any) -> pa.Table:
+        """Evaluate a feature spec online: ``keys`` (DataFrame, Arrow, dict of lists or list of dicts)
+        with the spec's key columns; returns them with every looked-up and computed feature.
+
+        One round trip per online store for all lookups; defaults fill missing keys; columns
+        already present in ``keys`` win; functions run the pinned code, as in training.
+        """
+        from mlharbor.features.online_lookup import lookup_online
+
+        return lookup_online(self._online, self._functions, spec, _as_table(keys))
+
+
+def _as_table(data: Any) -> pa.Table:
+    """Keys as Arrow: a DataFrame, Arrow table, dict of lists, or list of dicts."""
+    import pyarrow as pa
+
+    if isinstance(data, dict):
+        try:
+            return pa.table({k: v if isinstance(v, (list, tuple, pa.Array)) else [v] for k, v in data.items()})
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise InvalidArgument(f"keys do not make a table: {exc}") from None
+    if isinstance(data, list):
+        if not data or not all(isinstance(r, dict) for r in data):
+            raise InvalidArgument("keys as a list must be a non-empty list of dicts (one per row)")
+        return pa.Table.from_pylist(data)
+    arrow, _ = split_sources(to_arrow(data))
+    return arrow if isinstance(arrow, pa.Table) else arrow.read_all()
 
 
 def _quote(column: str) -> str:

@@ -11,17 +11,19 @@ input already has are not looked up (the input wins). A lookup on a time-series 
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlharbor.catalog.tables import Tables, split_sources
 from mlharbor.errors import InvalidArgument
-from mlharbor.features.definitions import FeatureLookup
-from mlharbor.features.spec import Column, FeatureSpec, LookupSpec
+from mlharbor.features.definitions import FeatureFunction, FeatureLookup
+from mlharbor.features.spec import Column, FeatureSpec, FunctionSpec, LookupSpec
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from mlharbor.catalog.functions import FunctionBackend
     from mlharbor.lake.asof import AsOfSource
 
 _NOW = "__mlh_latest"
@@ -127,6 +129,8 @@ def join_features(
     """``frame`` with every lookup's features joined, in lookup order."""
     from mlharbor.lake.asof import asof_join
 
+    if not lookups:
+        return frame
     sources = [_source(tables, lk, lk.table_version if pinned else None, point_in_time) for lk in lookups]
     extended = _add_latest_columns(frame, sources)
     joined = asof_join(extended, sources)
@@ -136,20 +140,32 @@ def join_features(
 
 def build_training_set(
     tables: Tables,
+    functions: FunctionBackend,
     frame: pa.Table | pa.RecordBatchReader,
-    feature_lookups: builtins.list[FeatureLookup],
+    feature_lookups: Sequence[FeatureLookup | FeatureFunction],
     label: str | None,
     exclude_columns: builtins.list[str],
 ) -> TrainingSet:
-    """Resolve lookups, pin versions, join, and describe the result with a FeatureSpec."""
+    """Resolve lookups and functions, pin versions, join, compute, and describe the result with a FeatureSpec."""
+    from mlharbor.features.functions import apply_functions, bind_functions, resolve_function
+
     labels, frame_sources = split_sources(_as_table(frame))
     labels = _as_table(labels)
     if label is not None and label not in labels.column_names:
         raise InvalidArgument(f"label column {label!r} is not in the frame's columns {labels.column_names}")
     if not feature_lookups:
-        raise InvalidArgument("create_training_set needs at least one FeatureLookup")
-    lookups = [resolve_lookup(tables, lk, labels.column_names) for lk in feature_lookups]
+        raise InvalidArgument("create_training_set needs at least one FeatureLookup or FeatureFunction")
+    strays = [type(x).__name__ for x in feature_lookups if not isinstance(x, (FeatureLookup, FeatureFunction))]
+    if strays:
+        raise InvalidArgument(f"feature_lookups takes FeatureLookup and FeatureFunction objects, not {strays}")
+    declared_lookups = [x for x in feature_lookups if isinstance(x, FeatureLookup)]
+    lookups = [resolve_lookup(tables, lk, labels.column_names) for lk in declared_lookups]
     joined = join_features(tables, labels, lookups, pinned=True, point_in_time=True)
+    function_specs: builtins.list[FunctionSpec] = []
+    for declared in (x for x in feature_lookups if isinstance(x, FeatureFunction)):
+        available = [*joined.column_names, *(f.output_name for f in function_specs)]
+        function_specs.append(resolve_function(functions, declared, available))
+    joined = apply_functions(joined, bind_functions(functions, function_specs))
     unknown = [c for c in exclude_columns if c not in joined.column_names]
     if unknown:
         raise InvalidArgument(f"exclude_columns {unknown} are not columns of the training set")
@@ -160,14 +176,18 @@ def build_training_set(
         output_columns=[Column(f.name, str(f.type)) for f in result.schema],
         label=label,
         exclude_columns=list(exclude_columns),
+        functions=function_specs,
     )
     versions = {**frame_sources, **spec.table_versions}
     return TrainingSet(spec, versions, result)
 
 
-def evaluate_spec(tables: Tables, spec: FeatureSpec, frame: pa.Table | pa.RecordBatchReader,
-                  point_in_time: bool) -> pa.Table:
-    """Look up a spec's features for new rows at the feature tables' current versions."""
+def evaluate_spec(tables: Tables, functions: FunctionBackend, spec: FeatureSpec,
+                  frame: pa.Table | pa.RecordBatchReader, point_in_time: bool) -> pa.Table:
+    """Look up a spec's features for new rows at the feature tables' current versions, then apply
+    its functions. Columns already in the frame win."""
+    from mlharbor.features.functions import apply_functions, bind_functions
+
     labels, _ = split_sources(_as_table(frame))
     labels = _as_table(labels)
     for lk in spec.lookups:
@@ -177,4 +197,5 @@ def evaluate_spec(tables: Tables, spec: FeatureSpec, frame: pa.Table | pa.Record
     usable = point_in_time and all(
         lk.timestamp_lookup_key is None or lk.timestamp_lookup_key in labels.column_names for lk in spec.lookups
     )
-    return join_features(tables, labels, spec.lookups, pinned=False, point_in_time=usable)
+    joined = join_features(tables, labels, spec.lookups, pinned=False, point_in_time=usable)
+    return apply_functions(joined, bind_functions(functions, spec.functions))

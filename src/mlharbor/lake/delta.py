@@ -240,6 +240,8 @@ class DeltaTableStore(TableStore):
     def _merge_once(
         self, dt: DeltaTable, source: WriteInput, plan: WritePlan, keys: list[str], props: CommitProperties
     ) -> dict[str, Any]:
+        import pyarrow as pa
+
         from mlharbor.lake.duck import quote_ident
 
         table = source.reader(plan)
@@ -253,7 +255,16 @@ class DeltaTableStore(TableStore):
             merge_schema=bool(plan.new_columns),
             commit_properties=props,
         )
-        metrics = merger.when_matched_update(updates=assignments).when_not_matched_insert(updates=assignments).execute()
+        values = [f for f in plan.target if f.name not in keys]
+        if values:
+            # rewrite only rows whose values change: unchanged rows stay out of the change feed, so an
+            # idempotent re-merge leaves nothing for incremental readers (not when columns are being
+            # added, nor for nested types, which DataFusion cannot compare)
+            nested = any(pa.types.is_nested(f.type) for f in values)
+            changed = None if nested or plan.new_columns else " OR ".join(
+                f"(t.{quote_ident(f.name)} IS DISTINCT FROM s.{quote_ident(f.name)})" for f in values)
+            merger = merger.when_matched_update(updates=assignments, predicate=changed)
+        metrics = merger.when_not_matched_insert(updates=assignments).execute()
         return dict(metrics)
 
     def _already_done(self, location: str, dt: DeltaTable, txn_id: str | None) -> WriteResult | None:

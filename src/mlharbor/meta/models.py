@@ -211,3 +211,25 @@ class KeyValueRow(Base):
 
     key: Mapped[str] = mapped_column(String, primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class FunctionRow(Base):
+    """A version of a registered Python function (on-demand feature)."""
+
+    __tablename__ = "catalog_functions"
+    __table_args__ = (UniqueConstraint("name", "version"),
+                      Index("ix_catalog_functions_catalog_name_schema_name", "catalog_name", "schema_name"))
+
+    id: Mapped[int] = mapped_column(big_id_type(), primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String)
+    catalog_name: Mapped[str] = mapped_column(String)
+    schema_name: Mapped[str] = mapped_column(String)
+    version: Mapped[int] = mapped_column(Integer)
+    entry_point: Mapped[str] = mapped_column(String)
+    source: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String)
+    parameters: Mapped[list[str]] = mapped_column(json_type())
+    return_type: Mapped[str] = mapped_column(String)
+    description: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

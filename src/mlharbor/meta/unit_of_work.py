@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from mlharbor.meta.repositories import (
     AuditRepository,
+    FunctionRepository,
     GrantRepository,
     KeyValueRepository,
     LineageRepository,
@@ -30,6 +31,7 @@ class UnitOfWork:
     audit: AuditRepository
     lineage: LineageRepository
     kv: KeyValueRepository
+    functions: FunctionRepository
 
     def __init__(self, session: Session) -> None:
         self.tables = TableRepository(session)
@@ -39,3 +41,4 @@ class UnitOfWork:
         self.audit = AuditRepository(session)
         self.lineage = LineageRepository(session)
         self.kv = KeyValueRepository(session)
+        self.functions = FunctionRepository(session)

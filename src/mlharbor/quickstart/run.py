@@ -115,7 +115,8 @@ def run_quickstart(
     result = replace(result, features=run_stage(ws, console))
     console.print(
         "Next: [bold]mlharbor tables ls[/], [bold]mlharbor features describe dev.features.driver_daily[/], "
+        "[bold]mlharbor features lookup dev.features.driver_daily --key driver_id=10007[/], "
         "[bold]mlharbor tables sql \"SELECT ...\"[/]. Running the quickstart again adds nothing: "
-        "raw chunks carry txn ids and feature tables are merged."
+        "raw chunks carry txn ids, feature tables are merged and only changed keys are published."
     )
     return result

@@ -2,12 +2,14 @@
 
 from mlharbor.meta.repositories.audit import AuditRepository
 from mlharbor.meta.repositories.auth import GrantRepository, PrincipalRepository, TokenRepository
+from mlharbor.meta.repositories.functions import FunctionRepository
 from mlharbor.meta.repositories.kv import KeyValueRepository
 from mlharbor.meta.repositories.lineage import LineageRepository
 from mlharbor.meta.repositories.tables import TableRepository
 
 __all__ = [
     "AuditRepository",
+    "FunctionRepository",
     "GrantRepository",
     "KeyValueRepository",
     "LineageRepository",
