@@ -281,10 +281,16 @@ def test_quickstart_and_fresh(project: Path) -> None:
     assert {"dev.raw.trips", "dev.raw.zones", "dev.raw.drivers"} <= names
     with Workspace.open(project) as ws:
         versions = {n: ws.tables.describe(n).version for n in ("dev.raw.trips", "dev.raw.zones", "dev.raw.drivers")}
-    ok("quickstart", "--rows", "3000", "--seed", "5")  # a re-run is idempotent: every write carries a txn id
+    again = ok("quickstart", "--rows", "3000", "--seed", "5")  # idempotent: every write carries a txn id
+    assert again.stdout.count("(incremental): 0 key(s) written") == 2  # feature tables merged, nothing new
     with Workspace.open(project) as ws:
         assert {n: ws.tables.describe(n).version for n in versions} == versions
         assert ws.tables.describe("dev.raw.trips").num_rows == 3000
+        status = ws.features.online_status("dev.features.driver_daily")
+        assert status.published_version is not None and status.behind == 0
+        assert ws.features.get_function("dev.features.fare_per_km").version == 1  # same code: same version
+        spec_file = project / ".mlharbor" / "quickstart" / "feature_spec.json"
+        assert "dev.features.fare_per_km" in spec_file.read_text()
     with Workspace.open(project) as ws:
         ws.tables.write("dev.raw.mine", TRIPS)
     result = ok("quickstart", "--rows", "2000", "--seed", "5", "--fresh")

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 PUBLISHED_VERSION = "published_version"
 PUBLISHED_AT = "published_at"
 CHECKPOINT = "publish_checkpoint"
+SOURCE = "source_table"  # the lake location published: a table dropped and created again is another table
 MODES = ("snapshot", "incremental")
 
 
@@ -175,17 +176,21 @@ class LocalOnline(OnlineBackend):
         tks = list(d.info.properties.get("timestamp_keys", []))
         store = self._store_for(parse_name(full).catalog)
         previous = store.table_spec(full)
+        if previous is not None and store.get_marker(full, SOURCE) not in (None, d.info.location):
+            store.drop_table(full)  # rows of an earlier table of the same name: never serve them
+            previous = None
         ttl = ttl_seconds if ttl_seconds is not None else (previous.ttl_seconds if previous else None)
         spec = online_spec(full, d.schema, pks, ttl)
         layout_changed = previous is None or previous.key_columns != spec.key_columns or (
             not previous.schema.equals(spec.schema))
         store.ensure_table(spec)  # a new layout drops the old rows: they must be published again
+        store.set_marker(full, SOURCE, d.info.location)
         published = None if layout_changed else _int_or_none(store.get_marker(full, PUBLISHED_VERSION))
         version = d.version
         used = "incremental" if mode == "incremental" and published is not None else "snapshot"
         if used == "incremental" and published is not None and published > version:
             used = "snapshot"  # the table was recreated under the same name: start over
-        changed = self._changed_keys(full, pks, published, version) if published is not None else None
+        changed = self._changes(full, published, version) if published is not None else None
         if used == "incremental" and changed is None:
             used = "snapshot"  # the history since the last publish is gone (vacuumed): publish everything
         checkpoint = _checkpoint(store.get_marker(full, CHECKPOINT))
@@ -205,8 +210,8 @@ class LocalOnline(OnlineBackend):
                              rows_written=written, keys_deleted=deleted, resumed_rows=skip,
                              seconds=time.perf_counter() - started, published_at=now)
 
-    def _changed_keys(self, full: str, pks: builtins.list[str], published: int, version: int) -> pa.Table | None:
-        """Keys changed after version ``published`` up to ``version`` (None: that history is gone)."""
+    def _changes(self, full: str, published: int, version: int) -> pa.Table | None:
+        """Rows changed after version ``published`` up to ``version`` (None: that history is gone)."""
         import pyarrow as pa
 
         if published > version:
@@ -216,7 +221,7 @@ class LocalOnline(OnlineBackend):
         except (NotFound, InvalidArgument):
             return None
         assert isinstance(changes, pa.Table)
-        return changes.select(pks)
+        return changes
 
     def _write(self, store: OnlineStore, full: str, version: int, pks: builtins.list[str],
                tks: builtins.list[str], mode: str, changed: pa.Table | None, batch_size: int, skip: int,
@@ -226,36 +231,78 @@ class LocalOnline(OnlineBackend):
 
         from mlharbor.lake.latest import latest_per_key
 
-        if mode == "incremental" and changed is not None and changed.num_rows == 0:
-            return 0, 0
         timestamp = tks[0] if tks else None
+        if mode == "incremental":
+            assert changed is not None
+            return self._write_changes(store, full, version, pks, timestamp, changed, batch_size, show)
         data, _ = split_sources(self._tables.scan(full, version=version))
-        only = changed if mode == "incremental" else None
-        reader = latest_per_key(data, pks, timestamp, only=only, batch_size=batch_size, skip=skip)
-        total = self._tables.describe(full).num_rows if only is None and timestamp is None else None
+        reader = latest_per_key(data, pks, timestamp, batch_size=batch_size, skip=skip)
+        total = self._tables.describe(full).num_rows if timestamp is None else None
         rows = skip
-        present: builtins.list[pa.Table] = []
         with _progress(show, f"publishing {full}", total) as advance:
             advance(skip)
             for batch in reader:
                 if batch.num_rows == 0:
                     continue
-                part = pa.Table.from_batches([batch])
-                store.write(full, part, batch_size=batch_size)
+                store.write(full, pa.Table.from_batches([batch]), batch_size=batch_size)
                 rows += batch.num_rows
-                if only is not None:
-                    present.append(part.select(pks))
                 store.set_marker(full, CHECKPOINT, json.dumps({"version": version, "mode": mode, "rows": rows}))
                 advance(batch.num_rows)
         deleted = 0
-        if changed is not None and changed.num_rows:
-            if only is None:  # a snapshot over an earlier publish: which changed keys still exist?
-                data, _ = split_sources(self._tables.scan(full, columns=[*pks, *tks], version=version))
-                present = [latest_per_key(data, pks, timestamp, only=changed).read_all().select(pks)]
-            gone = _missing_keys(changed, present, pks)
+        if changed is not None and changed.num_rows:  # a snapshot over an earlier publish: keys deleted since
+            keys = changed.select(pks)
+            data, _ = split_sources(self._tables.scan(full, columns=[*pks, *tks], version=version))
+            present = [latest_per_key(data, pks, timestamp, only=keys).read_all().select(pks)]
+            gone = _missing_keys(keys, present, pks)
             if gone.num_rows:
                 deleted = store.delete(full, gone)
         return rows - skip, deleted
+
+    def _write_changes(self, store: OnlineStore, full: str, version: int, pks: builtins.list[str],
+                       timestamp: str | None, changes: pa.Table, batch_size: int, show: bool) -> tuple[int, int]:
+        """Publish from the change feed alone, reading the table only for keys that lost rows.
+
+        The newest inserted or post-update row of each key is its latest row — for a time-series
+        table, when its timestamp is not older than the row online. A key with a deleted row may
+        fall back to an older row, so those keys are looked up in the table (a scan, only then).
+        The cost follows the size of the change, not of the table.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from mlharbor.features.online import OnlineRead
+        from mlharbor.lake.base import CHANGE_TYPE, COMMIT_TIMESTAMP, COMMIT_VERSION
+        from mlharbor.lake.latest import latest_per_key
+
+        if changes.num_rows == 0:
+            return 0, 0
+        columns = [c for c in changes.column_names if c not in (CHANGE_TYPE, COMMIT_VERSION, COMMIT_TIMESTAMP)]
+        kind = changes.column(CHANGE_TYPE)
+        posts = changes.filter(pc.is_in(kind, pa.array(["insert", "update_postimage"])))
+        lost = changes.filter(pc.equal(kind, "delete")).select(pks)
+        order = timestamp or COMMIT_VERSION
+        rows = latest_per_key(posts.select([*columns, COMMIT_VERSION]) if order == COMMIT_VERSION else
+                              posts.select(columns), pks, order).read_all().select(columns)
+        if timestamp is not None and rows.num_rows:
+            online = store.read([OnlineRead(full, rows.select(pks), [timestamp])])[0].column(timestamp)
+            newer = pc.fill_null(pc.greater_equal(rows.column(timestamp), online), False)
+            rows = rows.filter(pc.or_(pc.is_null(online), newer))
+        deleted = 0
+        if lost.num_rows:
+            data, _ = split_sources(self._tables.scan(full, version=version))
+            resolved = latest_per_key(data, pks, timestamp, only=lost).read_all().select(columns)
+            rows = pa.concat_tables([rows.join(lost.group_by(pks).aggregate([]), keys=pks, join_type="left anti")
+                                    .select(columns), resolved.cast(rows.schema)])
+            gone = _missing_keys(lost, [resolved.select(pks)], pks)
+            if gone.num_rows:
+                deleted = store.delete(full, gone)
+        rows = rows.sort_by([(k, "ascending") for k in pks])  # key order: neighbouring pages in B-tree stores
+        with _progress(show, f"publishing {full}", rows.num_rows) as advance:
+            for start in range(0, rows.num_rows, batch_size):
+                part = rows.slice(start, batch_size)
+                store.write(full, part, batch_size=batch_size)
+                advance(part.num_rows)
+        return rows.num_rows, deleted
 
     def _record(self, full: str, properties: dict[str, Any], version: int, now: datetime, ttl: int | None,
                 mode: str, written: int, deleted: int) -> None:

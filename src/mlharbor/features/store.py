@@ -187,8 +187,9 @@ class FeatureStore:
         return found
 
     def drop_table(self, name: str) -> None:
-        """Drop a feature table and its data."""
+        """Drop a feature table, its data and its online copy."""
         self._info(name)
+        self._online.unpublish(name)
         self._tables.drop(name)
 
     # --- training sets and scoring ------------------------------------------------------------

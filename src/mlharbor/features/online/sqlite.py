@@ -110,6 +110,7 @@ class SQLiteOnlineStore(KeyValueOnlineStore):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute(f"PRAGMA mmap_size={mmap_size}")
+        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: publishes touch many pages between commits
         with self._lock:
             self._all.append(conn)
         return conn
