@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,31 @@ def _is_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL unless it is already (reading the mode takes no lock).
+
+    Changing the mode needs the file to itself, and SQLite does not always wait for the busy
+    timeout there: while another connection of a brand-new database is migrating, the change
+    fails at once with "database is locked". Retry until the timeout instead.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()
+        if mode and str(mode[0]).lower() in ("wal", "memory"):
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     # Take BEGIN away from the sqlite3 driver (it skips it for DDL and SAVEPOINT); the "begin"
     # listener below emits it, so migrations and savepoints are truly transactional.
@@ -70,7 +96,7 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cursor)
         # NORMAL is the documented setting for WAL: commits survive a crash of the process and the
         # file cannot be corrupted; only a power loss can roll back the last commits. FULL would
         # fsync on every commit and cost a few milliseconds per metadata transaction.
