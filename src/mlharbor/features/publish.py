@@ -205,7 +205,7 @@ class LocalOnline(OnlineBackend):
         store.set_marker(full, PUBLISHED_VERSION, str(version))
         store.set_marker(full, PUBLISHED_AT, now.isoformat())
         store.set_marker(full, CHECKPOINT, "")
-        self._record(full, d.info.properties, version, now, ttl, used, written, deleted)
+        self._record(full, version, now, ttl, used, written, deleted)
         return PublishResult(table=full, mode=used, version=version, from_version=from_version,
                              rows_written=written, keys_deleted=deleted, resumed_rows=skip,
                              seconds=time.perf_counter() - started, published_at=now)
@@ -304,7 +304,7 @@ class LocalOnline(OnlineBackend):
                 advance(part.num_rows)
         return rows.num_rows, deleted
 
-    def _record(self, full: str, properties: dict[str, Any], version: int, now: datetime, ttl: int | None,
+    def _record(self, full: str, version: int, now: datetime, ttl: int | None,
                 mode: str, written: int, deleted: int) -> None:
         """Store freshness in the catalog properties and audit the publish, in one transaction."""
         online = {"store": self._store_uri(full), "version": version, "published_at": now.isoformat(),
