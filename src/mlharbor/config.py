@@ -8,8 +8,9 @@ Sources, later ones winning:
 2. ``mlharbor.toml`` in the project root (found by walking up from the working directory, like
    ``git``), whose ``[targets.NAME]`` tables override the defaults field by field;
 3. ``MLHARBOR_*`` environment variables: ``MLHARBOR_TARGET`` picks the target, and
-   ``MLHARBOR_LAKE_URI``, ``MLHARBOR_METADATA_URL``, ``MLHARBOR_CATALOG``, ``MLHARBOR_ONLINE_STORE``
-   override the selected target's fields (``MLHARBOR_METADATA_URL`` also moves every target that shared its store).
+   ``MLHARBOR_LAKE_URI``, ``MLHARBOR_METADATA_URL``, ``MLHARBOR_CATALOG``, ``MLHARBOR_ONLINE_STORE``,
+   ``MLHARBOR_TRACKING_URI``, ``MLHARBOR_ARTIFACT_ROOT`` override the selected target's fields
+   (``MLHARBOR_METADATA_URL`` also moves every target that shared its store).
 
 Unknown keys are rejected with a message naming them.
 """
@@ -31,7 +32,8 @@ from mlharbor.errors import InvalidArgument
 CONFIG_FILE = "mlharbor.toml"
 HOME_DIR = ".mlharbor"
 
-__all__ = ["CONFIG_FILE", "HOME_DIR", "Settings", "TargetSettings", "find_project_root", "load_settings"]
+__all__ = ["CONFIG_FILE", "HOME_DIR", "PolicySettings", "Settings", "TargetSettings", "find_project_root",
+           "load_settings"]
 
 
 class TargetSettings(BaseModel):
@@ -46,6 +48,18 @@ class TargetSettings(BaseModel):
     online_store: str
     online_store_options: dict[str, Any] = Field(default_factory=dict)  # e.g. {prefix = "mlh-prod"} for Redis
     storage_options: dict[str, str] = Field(default_factory=dict)
+    # MLflow: the tracking and registry database and where run artifacts (models) are written
+    tracking_uri: str
+    artifact_root: str
+
+
+class PolicySettings(BaseModel):
+    """Workspace-wide rules of the model registry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_pickle_models: bool = False  # load models serialised with pickle (unsafe with untrusted artifacts)
+    allow_self_approval: bool = False  # approve one's own transition request
 
 
 class ServerSettings(BaseModel):
@@ -66,6 +80,7 @@ class Settings(BaseModel):
     target: str
     targets: dict[str, TargetSettings]
     server: ServerSettings = Field(default_factory=ServerSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @property
     def current(self) -> TargetSettings:
@@ -92,9 +107,11 @@ def _default_targets(home: Path) -> dict[str, dict[str, Any]]:
     lake = str(home / "lake")
     meta = f"sqlite:///{home / 'metadata.db'}"
     online = f"sqlite:///{home / 'online.db'}"
+    tracking = f"sqlite:///{home / 'mlflow.db'}"
+    artifacts = str(home / "mlartifacts")
     return {
         env.value: {"catalog": env.value, "environment": env.value, "lake_uri": lake, "metadata_url": meta,
-                    "online_store": online}
+                    "online_store": online, "tracking_uri": tracking, "artifact_root": artifacts}
         for env in Environment
     }
 
@@ -119,9 +136,9 @@ def _read_file(cfg_file: Path) -> dict[str, Any]:
         raw = tomllib.loads(cfg_file.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise InvalidArgument(f"{cfg_file}: not valid TOML: {exc}") from exc
-    unknown = set(raw) - {"workspace", "targets", "server"}
+    unknown = set(raw) - {"workspace", "targets", "server", "policy"}
     if unknown:
-        raise InvalidArgument(f"{cfg_file}: unknown sections {sorted(unknown)}; use workspace, targets, server")
+        raise InvalidArgument(f"{cfg_file}: unknown sections {sorted(unknown)}; use workspace, targets, server, policy")
     for section, value in raw.items():
         if not isinstance(value, dict):
             raise InvalidArgument(f"{cfg_file}: {section} must be a table ([{section}]), not {type(value).__name__}")
@@ -135,8 +152,9 @@ def _merge_targets(home: Path, raw: dict[str, Any], cfg_file: Path) -> dict[str,
         check_identifier(name, "target name")
         if not isinstance(overrides, dict):
             raise InvalidArgument(f"{cfg_file}: [targets.{name}] must be a table")
-        base = targets.get(name, {"catalog": name, "environment": name,
-                                  "online_store": targets["dev"]["online_store"]})
+        dev = targets["dev"]
+        base = targets.get(name, {"catalog": name, "environment": name, "online_store": dev["online_store"],
+                                  "tracking_uri": dev["tracking_uri"], "artifact_root": dev["artifact_root"]})
         targets[name] = {**base, **overrides}
         if name not in Environment._value2member_map_ and "environment" not in overrides:
             raise InvalidArgument(f"{cfg_file}: target {name!r} needs environment = 'dev', 'staging' or 'prod'")
@@ -146,7 +164,7 @@ def _merge_targets(home: Path, raw: dict[str, Any], cfg_file: Path) -> dict[str,
 def _normalise_targets(targets: dict[str, dict[str, Any]], root: Path, cfg_file: Path) -> None:
     """Resolve local paths against the project root; refuse catalogs shared by two targets."""
     for t in targets.values():
-        for key in ("lake_uri", "metadata_url", "online_store"):
+        for key in ("lake_uri", "metadata_url", "online_store", "tracking_uri", "artifact_root"):
             if isinstance(t.get(key), str):
                 t[key] = _resolve_local(t[key], root)
         if isinstance(t.get("catalog"), str):
@@ -187,6 +205,8 @@ def load_settings(
         "metadata_url": env.get("MLHARBOR_METADATA_URL"),
         "catalog": env.get("MLHARBOR_CATALOG"),
         "online_store": env.get("MLHARBOR_ONLINE_STORE"),
+        "tracking_uri": env.get("MLHARBOR_TRACKING_URI"),
+        "artifact_root": env.get("MLHARBOR_ARTIFACT_ROOT"),
     }
     if env_overrides["metadata_url"]:
         # targets that shared the selected target's store keep sharing it: the store moved
@@ -203,6 +223,7 @@ def load_settings(
             target=chosen,
             targets={k: TargetSettings(**v) for k, v in targets.items()},
             server=ServerSettings(**raw.get("server", {})),
+            policy=PolicySettings(**raw.get("policy", {})),
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())

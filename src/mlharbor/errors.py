@@ -117,6 +117,14 @@ class UserCodeError(MlharborError):
         super().__init__(message)
         self.original_traceback = original_traceback
 
+    @classmethod
+    def from_exception(cls, exc: BaseException, where: str) -> UserCodeError:
+        """Wrap ``exc`` (being handled) raised by user code at ``where``, keeping its traceback."""
+        import traceback
+
+        formatted = "".join(traceback.format_exception(exc))
+        return cls(f"{where} failed: {exc!r}", formatted)
+
 
 _BY_CODE: dict[str, type[MlharborError]] = {
     cls.error_code: cls

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from mlharbor.features.online import OnlineStore
     from mlharbor.lake.base import TableStore
     from mlharbor.meta import MetadataStore
+    from mlharbor.registry.models import ModelStore
+    from mlharbor.tracking.mlflow_adapter import MlflowAdapter
+    from mlharbor.tracking.runs import TrackingService
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Services:
     catalog: CatalogContext
     _online: dict[str, OnlineStore] = field(default_factory=dict)
     _online_lock: threading.Lock = field(default_factory=threading.Lock)
+    _engines: dict[str, MlflowAdapter] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -79,6 +83,27 @@ class Services:
                 self._online[key] = online_store_for(target.online_store, **target.online_store_options)
             return self._online[key]
 
+    def tracking_engine(self) -> MlflowAdapter:
+        """The MLflow store of the current target (opened lazily: MLflow is imported on first use)."""
+        from mlharbor.tracking.mlflow_adapter import MlflowAdapter
+
+        target = self.settings.current
+        key = f"{target.tracking_uri} {target.artifact_root}"
+        with self._online_lock:
+            if key not in self._engines:
+                self._engines[key] = MlflowAdapter(target.tracking_uri, target.artifact_root)
+            return self._engines[key]
+
+    def tracking(self, actor: Actor) -> TrackingService:
+        from mlharbor.tracking.runs import TrackingService
+
+        return TrackingService(self.catalog, actor, self.tracking_engine())
+
+    def models(self, actor: Actor) -> ModelStore:
+        from mlharbor.registry.models import ModelStore
+
+        return ModelStore(self.catalog, actor, self.tracking_engine(), self.tracking(actor))
+
     def features(self, tables: Tables, actor: Actor) -> FeatureStore:
         """A feature store acting as ``actor`` over these services."""
         return FeatureStore(tables, FunctionService(self.catalog, actor),
@@ -95,7 +120,8 @@ class Services:
 
 class Workspace:
     """An mlharbor workspace: ``ws.tables``, ``ws.sql()``, ``ws.features`` (feature tables, training
-    sets), ``ws.access`` (principals, grants, tokens, audit)."""
+    sets), ``ws.tracking`` (MLflow runs with lineage), ``ws.models`` (logging, loading, registry
+    workflow), ``ws.access`` (principals, grants, tokens, audit)."""
 
     def __init__(self, tables: Tables, access: Access, features: FeatureStore, settings: Settings | None = None,
                  services: Services | None = None, actor: Actor | None = None,
@@ -149,6 +175,22 @@ class Workspace:
         if self._services is None:
             raise InvalidArgument("this workspace is connected to a server; local services are not available")
         return self._services
+
+    @property
+    def tracking(self) -> TrackingService:
+        """MLflow runs with lineage: ``with ws.tracking.start_run("exp") as run: ...``."""
+        return self.services.tracking(self._local_actor())
+
+    @property
+    def models(self) -> ModelStore:
+        """Log and load models; versions, stages, transition requests, approvals, rollback."""
+        return self.services.models(self._local_actor())
+
+    def _local_actor(self) -> Actor:
+        if self.actor is None:
+            raise InvalidArgument("tracking and the model registry are not available through Workspace.connect "
+                                  "yet; open the workspace directly (Workspace.open) or use MLflow's own client")
+        return self.actor
 
     @property
     def auth(self) -> AuthService:

@@ -47,6 +47,7 @@ from mlharbor.meta.models import VERSION_TABLE, Base
 from mlharbor.meta.store import alembic_config
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+HEAD = "0003"  # the newest migration
 
 
 @pytest.fixture
@@ -581,7 +582,7 @@ def test_upgrade_is_idempotent(metadata_url: str) -> None:
     try:
         assert current_revision(metadata_url) is None
         s.upgrade()
-        assert current_revision(metadata_url) == "0002"
+        assert current_revision(metadata_url) == HEAD
         with s.transaction() as uow:
             uow.kv.set("k", "v")
         s.upgrade()
@@ -603,7 +604,7 @@ def test_concurrent_upgrade_threads(metadata_url: str) -> None:
     try:
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(run, stores))
-        assert current_revision(metadata_url) == "0002"
+        assert current_revision(metadata_url) == HEAD
     finally:
         for s in stores:
             s.dispose()
@@ -633,7 +634,7 @@ def test_concurrent_upgrade_processes(metadata_url: str, tmp_path: Path) -> None
     for proc in procs:
         _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-    assert current_revision(metadata_url) == "0002"
+    assert current_revision(metadata_url) == HEAD
 
 
 @pytest.mark.parametrize("check", ["models", "triggers"])
@@ -665,7 +666,7 @@ def test_downgrade_to_base_and_upgrade_again(store: MetadataStore) -> None:
         uow.audit.append(
             time=T0, actor="a", action="x", resource="r", decision=Decision.ALLOWED, request_id="", details={}
         )
-    assert current_revision(store.url) == "0002"
+    assert current_revision(store.url) == HEAD
 
 
 def test_upgrade_refuses_a_newer_schema(store: MetadataStore) -> None:

@@ -281,8 +281,20 @@ def test_quickstart_and_fresh(project: Path) -> None:
     assert {"dev.raw.trips", "dev.raw.zones", "dev.raw.drivers"} <= names
     with Workspace.open(project) as ws:
         versions = {n: ws.tables.describe(n).version for n in ("dev.raw.trips", "dev.raw.zones", "dev.raw.drivers")}
+    versions_json = json.loads(ok("models", "versions", "dev.ml.generous_tip", "--json").stdout)
+    assert [(v["version"], v["stage"], v["created_by"]) for v in versions_json] == [(1, "Production", "qs_scientist")]
+    history = json.loads(ok("models", "history", "dev.ml.generous_tip", "--json").stdout)
+    assert [(h["to_stage"], h["actor"]) for h in history] == [("Production", "qs_engineer")]
     again = ok("quickstart", "--rows", "3000", "--seed", "5")  # idempotent: every write carries a txn id
     assert again.stdout.count("(incremental): 0 key(s) written") == 2  # feature tables merged, nothing new
+    assert "challenger v2" in again.stdout and "champion v1" in " ".join(again.stdout.split())
+    stages = {v["version"]: v["stage"] for v in json.loads(ok("models", "versions", "dev.ml.generous_tip",
+                                                               "--json").stdout)}
+    assert stages in ({1: "Production", 2: "None"}, {1: "Archived", 2: "Production"})
+    card = ok("models", "card", "dev.ml.generous_tip", "1").stdout
+    assert "| dev.features.driver_daily |" in card and "roc_auc" in card
+    runs = json.loads(ok("runs", "ls", "quickstart-generous-tip", "--json").stdout)
+    assert len(runs) == 2 and all(r["status"] == "FINISHED" for r in runs)
     with Workspace.open(project) as ws:
         assert {n: ws.tables.describe(n).version for n in versions} == versions
         assert ws.tables.describe("dev.raw.trips").num_rows == 3000

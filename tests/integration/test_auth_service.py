@@ -76,12 +76,12 @@ def test_deactivated_principal_cannot_authenticate(auth: AuthService) -> None:
     [
         (Role.VIEWER, "dev", {"read"}),
         (Role.VIEWER, "prod", {"read"}),
-        (Role.DATA_SCIENTIST, "dev", {"read", "write"}),
-        (Role.DATA_SCIENTIST, "staging", {"read"}),
-        (Role.DATA_SCIENTIST, "prod", {"read"}),
-        (Role.ML_ENGINEER, "staging", {"read", "write"}),
-        (Role.ML_ENGINEER, "prod", {"read", "write"}),
-        (Role.ADMIN, "prod", {"read", "write", "manage"}),
+        (Role.DATA_SCIENTIST, "dev", {"read", "write", "request"}),
+        (Role.DATA_SCIENTIST, "staging", {"read", "request"}),
+        (Role.DATA_SCIENTIST, "prod", {"read", "request"}),
+        (Role.ML_ENGINEER, "staging", {"read", "write", "request", "approve"}),
+        (Role.ML_ENGINEER, "prod", {"read", "write", "request", "approve"}),
+        (Role.ADMIN, "prod", {"read", "write", "manage", "request", "approve"}),
     ],
 )
 def test_default_policy(auth: AuthService, role: Role, env: str, expected: set[str]) -> None:

@@ -151,3 +151,112 @@ class LineageEdge:
     created_at: datetime
     created_by: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelStage(StrEnum):
+    """The stage of a model version. At most one version of a model is in Production."""
+
+    NONE = "None"
+    STAGING = "Staging"
+    PRODUCTION = "Production"
+    ARCHIVED = "Archived"
+
+
+class RequestStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class RegisteredModelInfo:
+    """A registered model, named ``catalog.schema.model``; its versions live in MLflow and here."""
+
+    name: str
+    owner: str
+    description: str
+    tags: dict[str, str]
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    checks: dict[str, Any] = field(default_factory=dict)  # compliance check configuration
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """One version of a registered model: where it is, what it was trained on, where it stands.
+
+    ``manifest`` maps every artifact file (relative path) to its SHA-256, recorded when the model
+    was logged and verified before it is loaded. ``feature_spec`` is the spec of the training set
+    it was trained on (None for a model logged without one).
+    """
+
+    name: str
+    version: int
+    stage: ModelStage
+    source: str
+    run_id: str | None
+    description: str
+    manifest: dict[str, str]
+    feature_spec: dict[str, Any] | None
+    flavor: str
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    tags: dict[str, str] = field(default_factory=dict)
+    evaluation: dict[str, Any] | None = None
+    checks: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StageChange:
+    """One entry of a version's stage history."""
+
+    name: str
+    version: int
+    from_stage: ModelStage
+    to_stage: ModelStage
+    actor: str
+    time: datetime
+    comment: str
+    request_id: str | None = None  # the transition request it carried out, if any
+
+
+@dataclass(frozen=True)
+class TransitionRequest:
+    """A request to move a version to a stage, waiting for someone allowed to approve it."""
+
+    id: str
+    name: str
+    version: int
+    to_stage: ModelStage
+    status: RequestStatus
+    requested_by: str
+    requested_at: datetime
+    comment: str
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_comment: str = ""
+
+
+@dataclass(frozen=True)
+class ModelComment:
+    id: int
+    name: str
+    version: int
+    author: str
+    time: datetime
+    text: str
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """An event written in the transaction of the change it reports, delivered at least once."""
+
+    id: int
+    time: datetime
+    kind: str  # e.g. "model_version.registered", "model_version.stage_changed"
+    resource: str  # e.g. "model:dev.ml.churn@3"
+    actor: str
+    payload: dict[str, Any]

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -233,3 +234,125 @@ class FunctionRow(Base):
     description: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class RegisteredModelRow(Base):
+    """A registered model (``catalog.schema.model``) and its compliance check configuration."""
+
+    __tablename__ = "registered_models"
+    __table_args__ = (Index("ix_registered_models_catalog_name_schema_name", "catalog_name", "schema_name"),)
+
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    catalog_name: Mapped[str] = mapped_column(String)
+    schema_name: Mapped[str] = mapped_column(String)
+    owner: Mapped[str] = mapped_column(String)
+    description: Mapped[str] = mapped_column(Text)
+    tags: Mapped[dict[str, str]] = mapped_column(json_type())
+    checks: Mapped[dict[str, Any]] = mapped_column(json_type())
+    created_by: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# At most one Production version per model, enforced by the database itself (a partial unique
+# index, supported by SQLite and PostgreSQL): two concurrent promotions cannot both commit.
+ONE_PRODUCTION = "stage = 'Production'"
+
+
+class ModelVersionRow(Base):
+    """A model version's registry state beside MLflow's record of it."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("name", "version"),
+        Index("ix_model_versions_one_production", "name", unique=True,
+              sqlite_where=text(ONE_PRODUCTION), postgresql_where=text(ONE_PRODUCTION)),
+    )
+
+    id: Mapped[int] = mapped_column(big_id_type(), primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String, ForeignKey("registered_models.name"))
+    version: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String)
+    source: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String)
+    description: Mapped[str] = mapped_column(Text)
+    manifest: Mapped[dict[str, str]] = mapped_column(json_type())
+    feature_spec: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+    flavor: Mapped[str] = mapped_column(String)
+    tags: Mapped[dict[str, str]] = mapped_column(json_type())
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+    checks: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+    created_by: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class StageChangeRow(Base):
+    """One entry of a model version's stage history (append-only)."""
+
+    __tablename__ = "model_stage_history"
+    __table_args__ = (Index("ix_model_stage_history_name_version", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(big_id_type(), primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String)
+    version: Mapped[int] = mapped_column(Integer)
+    from_stage: Mapped[str] = mapped_column(String)
+    to_stage: Mapped[str] = mapped_column(String)
+    actor: Mapped[str] = mapped_column(String)
+    time: Mapped[datetime] = mapped_column(UtcDateTime())
+    comment: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String)
+
+
+PENDING = "status = 'pending'"
+
+
+class TransitionRequestRow(Base):
+    """A stage transition request; one pending request per version and target stage."""
+
+    __tablename__ = "transition_requests"
+    __table_args__ = (
+        Index("ix_transition_requests_name_version", "name", "version"),
+        Index("ix_transition_requests_one_pending", "name", "version", "to_stage", unique=True,
+              sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
+    )
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    name: Mapped[str] = mapped_column(String)
+    version: Mapped[int] = mapped_column(Integer)
+    to_stage: Mapped[str] = mapped_column(String)
+    status: Mapped[str] = mapped_column(String)
+    requested_by: Mapped[str] = mapped_column(String)
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    comment: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    decision_comment: Mapped[str] = mapped_column(Text)
+
+
+class ModelCommentRow(Base):
+    """A comment on a model version."""
+
+    __tablename__ = "model_comments"
+    __table_args__ = (Index("ix_model_comments_name_version", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(big_id_type(), primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String)
+    version: Mapped[int] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String)
+    time: Mapped[datetime] = mapped_column(UtcDateTime())
+    text: Mapped[str] = mapped_column(Text)
+
+
+class OutboxEventRow(Base):
+    """An event written in the same transaction as the change it reports (the outbox)."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_events_kind", "kind"),)
+
+    id: Mapped[int] = mapped_column(big_id_type(), primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(UtcDateTime())
+    kind: Mapped[str] = mapped_column(String)
+    resource: Mapped[str] = mapped_column(String)
+    actor: Mapped[str] = mapped_column(String)
+    payload: Mapped[dict[str, Any]] = mapped_column(json_type())

@@ -10,7 +10,9 @@ from mlharbor.meta.repositories import (
     GrantRepository,
     KeyValueRepository,
     LineageRepository,
+    OutboxRepository,
     PrincipalRepository,
+    RegistryRepository,
     TableRepository,
     TokenRepository,
 )
@@ -32,6 +34,8 @@ class UnitOfWork:
     lineage: LineageRepository
     kv: KeyValueRepository
     functions: FunctionRepository
+    registry: RegistryRepository
+    outbox: OutboxRepository
 
     def __init__(self, session: Session) -> None:
         self.tables = TableRepository(session)
@@ -42,3 +46,5 @@ class UnitOfWork:
         self.lineage = LineageRepository(session)
         self.kv = KeyValueRepository(session)
         self.functions = FunctionRepository(session)
+        self.registry = RegistryRepository(session)
+        self.outbox = OutboxRepository(session)

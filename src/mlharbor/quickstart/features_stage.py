@@ -20,7 +20,7 @@ The spec is saved to ``.mlharbor/quickstart/feature_spec.json``; evaluate it you
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -85,6 +85,7 @@ class FeaturesResult:
     table_versions: dict[str, int]
     published: dict[str, int]  # name -> version published online
     online_rows: int  # trips looked up online in the check
+    training: TrainingSet | None = field(default=None, repr=False, compare=False)  # for stage 3
 
 
 def fare_per_km(fare_amount, trip_distance_km):  # type: ignore[no-untyped-def]  # registered source, kept plain
@@ -148,7 +149,7 @@ def run_stage(ws: Workspace, console: Console) -> FeaturesResult:
     published = publish_online(ws, console)
     online_rows = check_online(ws, training, console)
     return FeaturesResult(counts, frame.num_rows, frame.column_names, training.table_versions, published,
-                          online_rows)
+                          online_rows, training)
 
 
 def publish_online(ws: Workspace, console: Console) -> dict[str, int]:

@@ -3,6 +3,9 @@
 Stage 2 (features): rolling driver and zone feature tables and a point-in-time training set
 (``mlharbor.quickstart.features_stage``).
 
+Stage 3 (registry): train, log and register a model, compare it with the champion, request and
+approve Production as two principals (``mlharbor.quickstart.registry_stage``).
+
 Stage 1 (foundation): generate the synthetic taxi data and ingest it into the ``dev`` catalog's raw
 tables, idempotently (each chunk is written with a txn id, so a re-run adds nothing), then show what
 was made: tables, versions, where they live, and a first SQL look at the built-in shift. Later
@@ -18,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mlharbor.quickstart import registry_stage
 from mlharbor.quickstart.features_stage import FeaturesResult, run_stage
 
 if TYPE_CHECKING:
@@ -36,6 +40,7 @@ class QuickstartResult:
     trips_version: int
     shift_start: str
     features: FeaturesResult | None = None
+    registry: registry_stage.RegistryResult | None = None
 
 
 def ingest_raw(ws: Workspace, rows: int, seed: int, console: Console) -> QuickstartResult:
@@ -113,10 +118,14 @@ def run_quickstart(
     _show_shift(ws, result, console)
     console.rule("stage 2 · feature tables and the training set")
     result = replace(result, features=run_stage(ws, console))
+    if result.features is not None and result.features.training is not None:
+        console.rule("stage 3 · training, registry and promotion")
+        result = replace(result, registry=registry_stage.run_stage(ws, result.features.training, console))
     console.print(
         "Next: [bold]mlharbor tables ls[/], [bold]mlharbor features describe dev.features.driver_daily[/], "
-        "[bold]mlharbor features lookup dev.features.driver_daily --key driver_id=10007[/], "
-        "[bold]mlharbor tables sql \"SELECT ...\"[/]. Running the quickstart again adds nothing: "
-        "raw chunks carry txn ids, feature tables are merged and only changed keys are published."
+        "[bold]mlharbor models versions dev.ml.generous_tip[/], [bold]mlharbor models card dev.ml.generous_tip[/], "
+        "[bold]mlharbor runs ls quickstart-generous-tip[/]. Running the quickstart again adds no data "
+        "(raw chunks carry txn ids, feature tables are merged, only changed keys are published) and trains "
+        "a challenger against the champion."
     )
     return result

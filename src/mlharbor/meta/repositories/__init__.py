@@ -5,6 +5,8 @@ from mlharbor.meta.repositories.auth import GrantRepository, PrincipalRepository
 from mlharbor.meta.repositories.functions import FunctionRepository
 from mlharbor.meta.repositories.kv import KeyValueRepository
 from mlharbor.meta.repositories.lineage import LineageRepository
+from mlharbor.meta.repositories.outbox import OutboxRepository
+from mlharbor.meta.repositories.registry import RegistryRepository
 from mlharbor.meta.repositories.tables import TableRepository
 
 __all__ = [
@@ -13,7 +15,9 @@ __all__ = [
     "GrantRepository",
     "KeyValueRepository",
     "LineageRepository",
+    "OutboxRepository",
     "PrincipalRepository",
+    "RegistryRepository",
     "TableRepository",
     "TokenRepository",
 ]

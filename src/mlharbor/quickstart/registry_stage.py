@@ -1,0 +1,159 @@
+"""Quickstart stage 3: train on the stage-2 training set, log, register, compare with the champion,
+and promote through a request and an approval.
+
+Two principals act, as in a team: ``qs_scientist`` (data scientist) trains, logs and *requests*
+Production; ``qs_engineer`` (ML engineer) *approves*. Nobody approves their own request. The
+training set is split in time (the last fifth of trips is the holdout, as a model meets the
+future). The candidate is compared with the current champion on the same holdout: the first run
+promotes version 1; each later run trains a differently tuned challenger, which is promoted only if
+its ROC AUC beats the champion's — either way the quickstart shows the decision and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from mlharbor.errors import NotFound
+from mlharbor.quickstart.features_stage import LABEL
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlharbor.features.training import TrainingSet
+    from mlharbor.workspace import Workspace
+
+MODEL = "dev.ml.generous_tip"
+EXPERIMENT = "quickstart-generous-tip"
+SCIENTIST = "qs_scientist"
+ENGINEER = "qs_engineer"
+CATEGORICAL = ["payment_type"]
+HOLDOUT_SHARE = 0.2
+# Each run trains the next of these, so a re-run shows a challenger against the champion.
+CANDIDATES: list[dict[str, Any]] = [
+    {"max_iter": 60, "learning_rate": 0.1, "max_leaf_nodes": 31},
+    {"max_iter": 150, "learning_rate": 0.08, "max_leaf_nodes": 63},
+    {"max_iter": 20, "learning_rate": 0.05, "max_leaf_nodes": 7},
+]
+
+
+@dataclass(frozen=True)
+class RegistryResult:
+    version: int
+    run_id: str
+    auc: float
+    champion_version: int | None  # before this run
+    champion_auc: float | None
+    promoted: bool
+    reason: str
+
+
+def ensure_team(ws: Workspace) -> None:
+    """The quickstart's two principals (created once by the local admin)."""
+    existing = {p.name for p in ws.access.list_principals()}
+    for name, role in ((SCIENTIST, "data_scientist"), (ENGINEER, "ml_engineer")):
+        if name not in existing:
+            ws.access.create_principal(name, display_name=f"quickstart {role.replace('_', ' ')}")
+            ws.access.grant(name, role)
+
+
+def _split(training: TrainingSet) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame = training.load_df().to_pandas().sort_values(["pickup_ts", "trip_id"], kind="stable")
+    cut = int(len(frame) * (1 - HOLDOUT_SHARE))
+    return frame.iloc[:cut], frame.iloc[cut:]
+
+
+def feature_columns(training: TrainingSet) -> list[str]:
+    """Model inputs: the trip's own numeric columns, the payment type and every looked-up or
+    computed feature (ids and timestamps are keys, not signals)."""
+    spec = training.spec
+    own = ["trip_distance_km", "passenger_count", "fare_amount", *CATEGORICAL]
+    return [*own, *(c for c in spec.feature_columns if c not in own)]
+
+
+def make_model(params: dict[str, Any], columns: list[str]) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    numeric = [c for c in columns if c not in CATEGORICAL]
+    prep = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
+                              ("num", "passthrough", numeric)])
+    return Pipeline([("prep", prep), ("gbm", HistGradientBoostingClassifier(random_state=0, **params))])
+
+
+def auc_of(model: Any, holdout: pd.DataFrame, columns: list[str]) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    scores = model.predict(holdout[columns])
+    positive = scores[:, 1] if getattr(scores, "ndim", 1) == 2 else scores
+    return float(roc_auc_score(holdout[LABEL].astype(int), positive))
+
+
+def run_stage(ws: Workspace, training: TrainingSet, console: Console) -> RegistryResult:
+    """Stage 3 as the two principals; prints each step."""
+    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+    from mlharbor.workspace import Workspace
+
+    ensure_team(ws)
+    train, holdout = _split(training)
+    columns = feature_columns(training)
+    root = ws.settings.project_root if ws.settings else None
+    with Workspace.open(root, principal=SCIENTIST) as ds:
+        try:
+            previous = len(ds.models.versions(MODEL))
+        except NotFound:
+            previous = 0
+        params = CANDIDATES[previous % len(CANDIDATES)]
+        with ds.tracking.start_run(EXPERIMENT, run_name=f"candidate {previous + 1}") as run:
+            run.log_training_set(training)
+            run.log_params({**params, "features": ",".join(columns), "train_rows": len(train),
+                            "holdout_rows": len(holdout)})
+            model = make_model(params, columns).fit(train[columns], train[LABEL].astype(int))
+            proba = model.predict_proba(holdout[columns])[:, 1]
+            y = holdout[LABEL].astype(int)
+            auc = float(roc_auc_score(y, proba))
+            run.log_metrics({"roc_auc": auc, "accuracy": float(accuracy_score(y, proba > 0.5)),
+                             "log_loss": float(log_loss(y, proba))})
+            mv = ds.models.log_model(model, MODEL, training_set=training, run=run, method="predict_proba",
+                                     input_example=holdout[columns].head(5),
+                                     description="Probability that a trip ends with a generous tip")
+        console.print(f"[cyan]{SCIENTIST}[/] trained {params} on {len(train):,} trips: holdout ROC AUC "
+                      f"[bold]{auc:.4f}[/]; logged run {run.run_id[:8]} and registered {MODEL} v{mv.version} "
+                      f"({mv.tags['mlharbor.serialization']}, {len(mv.manifest)} files hashed)")
+        champion_version, champion_auc = None, None
+        try:
+            champion = ds.models.get_version(MODEL, "champion")
+            champion_version = champion.version
+            champion_auc = auc_of(ds.models.load_model(MODEL, champion.version), holdout, columns)
+        except NotFound:
+            pass
+        if champion_auc is None:
+            promote, reason = True, "no champion yet"
+        elif auc > champion_auc:
+            promote, reason = True, f"beats champion v{champion_version} ({auc:.4f} > {champion_auc:.4f})"
+        else:
+            promote, reason = False, f"does not beat champion v{champion_version} ({auc:.4f} ≤ {champion_auc:.4f})"
+        console.print(f"challenger v{mv.version} {reason}")
+        request = ds.models.request_transition(MODEL, mv.version, "Production", reason) if promote else None
+    if request is not None:
+        with Workspace.open(root, principal=ENGINEER) as mle:
+            moved = mle.models.approve(request.id, "approved by the quickstart's ML engineer")
+        console.print(f"[cyan]{SCIENTIST}[/] requested Production, [cyan]{ENGINEER}[/] approved: "
+                      f"v{moved.version} is the champion (models:/{MODEL}@champion)")
+    _show_versions(ws, console)
+    return RegistryResult(mv.version, run.run_id, auc, champion_version, champion_auc, request is not None, reason)
+
+
+def _show_versions(ws: Workspace, console: Console) -> None:
+    table = Table(title=f"Versions of {MODEL}")
+    for col in ("version", "stage", "run", "created by"):
+        table.add_column(col)
+    for v in ws.models.versions(MODEL):
+        table.add_row(str(v.version), v.stage.value, (v.run_id or "")[:8], v.created_by)
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Model registry: versions, stages, transition requests and approvals, events (outbox)."""

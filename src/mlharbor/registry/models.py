@@ -1,0 +1,165 @@
+"""``ws.models``: log models from runs and training sets, load them safely, and the registry workflow.
+
+``log_model`` packages a model (:mod:`mlharbor.tracking.packaging`: safe format, explicit
+requirements, signature, feature spec, model card, SHA-256 of every file), uploads it as the run's
+``model`` artifact and registers it as the next version. ``load_model`` downloads a version,
+verifies every file against the manifest recorded in the registry (not the one in the artifact
+store, which whoever can write there could rewrite too), and only then deserialises it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlharbor.auth.policy import Permission
+from mlharbor.errors import InvalidArgument
+from mlharbor.registry.service import ModelRegistry, model_node
+from mlharbor.tracking.card import CARD_FIELDS, CARD_FILE, card_tag, render_card
+from mlharbor.tracking.hashing import verify_tree
+from mlharbor.tracking.loader import PackagedModel, load_payload, pickle_allowed_by_env
+from mlharbor.tracking.packaging import PAYLOAD, package_model
+
+if TYPE_CHECKING:
+    from mlharbor.catalog.service import CatalogContext
+    from mlharbor.core.actors import Actor
+    from mlharbor.core.entities import ModelVersionInfo
+    from mlharbor.tracking.mlflow_adapter import MlflowAdapter
+    from mlharbor.tracking.runs import ActiveRun, TrackingService
+
+MODEL_ARTIFACT = "model"
+EXAMPLE_ROWS = 5
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<ref>[A-Za-z0-9_-]+))$")
+
+
+def parse_model_uri(uri: str) -> tuple[str, str]:
+    """``models:/name@alias`` or ``models:/name/3`` (or ``/Production``) → (name, reference)."""
+    match = _MODELS_URI.match(uri or "")
+    if match is None:
+        raise InvalidArgument(f"not a model URI: {uri!r}; use models:/catalog.schema.model@champion or "
+                              "models:/catalog.schema.model/3")
+    return match["name"], match["alias"] or match["ref"]
+
+
+def _example_from(training_set: Any) -> Any:
+    spec = training_set.spec
+    drop = {spec.label, *spec.exclude_columns} - {None}
+    frame = training_set.load_df().slice(0, EXAMPLE_ROWS)
+    return frame.select([c for c in frame.column_names if c not in drop])
+
+
+class ModelStore(ModelRegistry):
+    """The registry workflow (:class:`ModelRegistry`) plus logging and loading model artifacts."""
+
+    def __init__(self, ctx: CatalogContext, actor: Actor, engine: MlflowAdapter, tracking: TrackingService) -> None:
+        super().__init__(ctx, actor, engine)
+        self._tracking = tracking
+        self._settings = ctx.settings
+
+    @property
+    def allow_pickle(self) -> bool:
+        return self._settings.policy.allow_pickle_models or pickle_allowed_by_env()
+
+    def log_model(self, model: Any, name: str, *, training_set: Any = None, input_example: Any = None,
+                  run: ActiveRun | None = None, experiment: str | None = None, description: str = "",
+                  tags: dict[str, str] | None = None, method: str = "predict") -> ModelVersionInfo:
+        """Package ``model`` and register it as the next version of ``name`` (``catalog.schema.model``).
+
+        With no ``run``, a run is started in ``experiment`` (default: the model name) and ended.
+        ``training_set`` (from ``ws.features.create_training_set``) gives the feature spec packaged
+        with the model, the lineage and, when ``input_example`` is not given, the input example
+        (its first rows without the label). Returns the new version (stage None).
+        """
+        self._authorize(name, Permission.WRITE, "model.register")
+        if run is None:
+            with self._tracking.start_run(experiment or name, run_name=f"log {name}") as own:
+                return self.log_model(model, name, training_set=training_set, input_example=input_example,
+                                      run=own, description=description, tags=tags, method=method)
+        spec_json = None
+        trained_on: dict[str, int] = {}
+        feature_columns: list[str] = []
+        if training_set is not None:
+            run.log_training_set(training_set)
+            spec_json = training_set.spec.to_json()
+            trained_on = {**dict(training_set.source_versions), **dict(training_set.table_versions)}
+            feature_columns = list(training_set.spec.feature_columns)
+            if input_example is None:
+                input_example = _example_from(training_set)
+        run.flush()
+        record = self._tracking.adapter.get_run(run.run_id)
+        user_tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        with tempfile.TemporaryDirectory(prefix="mlharbor-log-") as tmp:
+            folder = Path(tmp) / MODEL_ARTIFACT
+            card = _card_for(name, None, model, description, record, trained_on, feature_columns, user_tags)
+            packaged = package_model(model, folder, input_example=input_example, feature_spec_json=spec_json,
+                                     allow_pickle=self.allow_pickle, method=method, extra_files={CARD_FILE: card})
+            source = self._tracking.adapter.log_artifacts(run.run_id, folder, MODEL_ARTIFACT)
+        version_tags = {**user_tags, "mlharbor.serialization": packaged.serialization,
+                        "mlharbor.model_class": packaged.model_class,
+                        "mlharbor.requirements": "\n".join(packaged.requirements)}
+        return self.register_version(
+            name, source, run.run_id, packaged.manifest, packaged.flavor,
+            feature_spec=None if spec_json is None else json.loads(spec_json),
+            description=description, tags=version_tags, trained_on=trained_on)
+
+    def load_model(self, uri_or_name: str, version: int | str | None = None) -> PackagedModel:
+        """Load ``models:/name@alias`` / ``models:/name/3``, or ``name`` with ``version`` (number,
+        alias or stage; default champion), after verifying every file's SHA-256."""
+        if uri_or_name.startswith("models:/"):
+            name, ref = parse_model_uri(uri_or_name)
+        else:
+            name, ref = uri_or_name, str(version if version is not None else "champion")
+        info = self.get_version(name, ref)
+        with tempfile.TemporaryDirectory(prefix="mlharbor-load-") as tmp:
+            local = self._tracking.adapter.download(info.source, Path(tmp) / MODEL_ARTIFACT)
+            problems = verify_tree(local, info.manifest)
+            if problems:
+                raise self._deny("model.load", f"model:{info.name}@{info.version}",
+                                 f"artifacts of {info.name} v{info.version} do not match the SHA-256 recorded at "
+                                 f"registration: {'; '.join(problems[:5])}")
+            return load_payload(local / "data" / PAYLOAD, self.allow_pickle)
+
+    def card(self, name: str, version: int | str) -> str:
+        """The model card of a version as markdown, regenerated with what is recorded now
+        (filled fields, evaluation, checks)."""
+        info = self.get_version(name, version)
+        record = self._tracking.adapter.get_run(info.run_id) if info.run_id else None
+        trained_on = {e.source.name: int(e.source.version) for e in self._ctx.lineage.upstream(
+            model_node(info.name, info.version)) if e.source.kind == "table" and e.source.version is not None}
+        columns: list[str] = []
+        if info.feature_spec:
+            columns = [o for lk in info.feature_spec.get("lookups", []) for o in lk["outputs"]]
+            columns += [f["output_name"] for f in info.feature_spec.get("functions", [])]
+        return render_card(
+            name=info.name, version=info.version, flavor=info.flavor,
+            model_class=info.tags.get("mlharbor.model_class", ""), description=info.description,
+            stage=info.stage.value, created_by=info.created_by,
+            run=None if record is None else {"run_id": record.run_id, "metrics": record.metrics},
+            trained_on=trained_on, feature_columns=columns,
+            requirements=info.tags.get("mlharbor.requirements", "").splitlines(), tags=info.tags,
+            evaluation=info.evaluation, checks=info.checks)
+
+    def set_card_fields(self, name: str, version: int, **fields: str) -> ModelVersionInfo:
+        """Fill the card's human-written fields (``intended_use``, ``limitations``,
+        ``ethical_considerations``, ``out_of_scope_use``)."""
+        unknown = set(fields) - set(CARD_FIELDS)
+        if unknown:
+            raise InvalidArgument(f"unknown card fields {sorted(unknown)}; use {', '.join(CARD_FIELDS)}")
+        info = self.get_version(name, version)
+        tags = {**info.tags, **{card_tag(k): str(v) for k, v in fields.items()}}
+        return self.update_version(name, info.version, tags=tags)
+
+
+def _card_for(name: str, version: int | None, model: Any, description: str, record: Any,
+              trained_on: dict[str, int], feature_columns: list[str], tags: dict[str, str]) -> str:
+    from mlharbor.tracking.requirements import requirements_for
+
+    return render_card(
+        name=name, version=version, flavor=type(model).__module__.split(".")[0],
+        model_class=f"{type(model).__module__}.{type(model).__qualname__}", description=description,
+        stage="None", created_by=str(record.tags.get("mlharbor.principal", "")),
+        run={"run_id": record.run_id, "metrics": record.metrics}, trained_on=trained_on,
+        feature_columns=feature_columns, requirements=requirements_for(model), tags=tags)

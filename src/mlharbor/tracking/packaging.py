@@ -1,0 +1,101 @@
+"""Packaging a model object as an MLflow pyfunc model folder, fast and safe.
+
+The folder holds MLflow's own files (MLmodel with signature, input example, explicit pip
+requirements) and a payload: the model in the safest format that fits
+(:mod:`mlharbor.tracking.serializers`), ``mlharbor_model.json`` (how to load it), the feature spec
+of its training set, and a SHA-256 manifest of the payload. The loader (:mod:`.loader`) checks the
+manifest before deserialising anything. Requirements are computed in-process
+(:mod:`.requirements`), which is what makes logging take well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlharbor.errors import InvalidArgument, UserCodeError
+from mlharbor.tracking import mlflow_adapter
+from mlharbor.tracking.hashing import hash_tree
+from mlharbor.tracking.loader import FEATURE_SPEC, MODEL_META, PAYLOAD_MANIFEST
+from mlharbor.tracking.requirements import _model_modules, requirements_for
+from mlharbor.tracking.serializers import serializer_for
+
+LOADER_MODULE = "mlharbor.tracking.loader"
+PAYLOAD = "payload"
+
+
+@dataclass(frozen=True)
+class PackagedFolder:
+    """A written model folder and what was recorded about it."""
+
+    path: Path
+    flavor: str  # e.g. "sklearn"
+    serialization: str  # "skops" or "pickle"
+    requirements: list[str]
+    manifest: dict[str, str]  # every file of the folder → SHA-256
+    model_class: str
+
+
+def _model_flavor(modules: list[str]) -> str:
+    for known in ("sklearn", "xgboost", "lightgbm"):
+        if known in modules:
+            return known
+    return modules[0] if modules else "python"
+
+
+def predict_method(model: Any, method: str) -> str:
+    if not callable(getattr(model, method, None)):
+        raise InvalidArgument(f"{type(model).__name__} has no {method}() method to serve")
+    return method
+
+
+def package_model(model: Any, dest: Path, *, input_example: Any = None, feature_spec_json: str | None = None,
+                  allow_pickle: bool = False, method: str = "predict", extra_files: dict[str, str] | None = None,
+                  metadata: dict[str, Any] | None = None) -> PackagedFolder:
+    """Write ``model`` as a pyfunc folder at ``dest`` (which must not exist).
+
+    ``input_example`` (a DataFrame or Arrow table of a few rows) gives the signature: the model is
+    run on it once, and a failure there is the user's :class:`UserCodeError`. ``extra_files`` are
+    written at the folder's root (the model card) and covered by the manifest.
+    """
+    predict_method(model, method)
+    if dest.exists():
+        raise InvalidArgument(f"{dest} exists already")
+    modules = _model_modules(model)
+    serializer = serializer_for(modules, allow_pickle)
+    example = _as_pandas(input_example)
+    output = None
+    if example is not None:
+        try:
+            output = getattr(model, method)(example)
+        except Exception as exc:
+            raise UserCodeError.from_exception(exc, f"{type(model).__name__}.{method} on the input example") from exc
+    with tempfile.TemporaryDirectory(prefix="mlharbor-model-") as tmp:
+        payload = Path(tmp) / PAYLOAD
+        payload.mkdir()
+        meta = serializer.dump(model, payload)
+        model_class = f"{type(model).__module__}.{type(model).__qualname__}"
+        (payload / MODEL_META).write_text(json.dumps(
+            {"serialization": serializer.name, "meta": meta, "method": method, "class": model_class}, indent=1))
+        if feature_spec_json is not None:
+            (payload / FEATURE_SPEC).write_text(feature_spec_json)
+        (payload / PAYLOAD_MANIFEST).write_text(json.dumps(hash_tree(payload), indent=1, sort_keys=True))
+        requirements = requirements_for(model, serializer.distributions)
+        mlflow_adapter.save_pyfunc(dest, LOADER_MODULE, payload, requirements, example, output,
+                                   metadata={"mlharbor_serialization": serializer.name, **(metadata or {})})
+    for name, text in (extra_files or {}).items():
+        (dest / name).write_text(text)
+    return PackagedFolder(dest, _model_flavor(modules), serializer.name, requirements, hash_tree(dest), model_class)
+
+
+def _as_pandas(example: Any) -> Any:
+    if example is None:
+        return None
+    import pyarrow as pa
+
+    if isinstance(example, pa.Table | pa.RecordBatch):
+        return example.to_pandas()
+    return example
