@@ -131,8 +131,8 @@ def test_failing_predict_on_example_is_user_code(ws: Workspace) -> None:
 
 def test_request_and_approve_workflow(home: Path) -> None:
     with as_user(home, "dana") as dana:
-        v1 = dana.models.log_model(fitted(0), MODEL, input_example=frame()[0].head(2))
-        v2 = dana.models.log_model(fitted(1), MODEL, input_example=frame()[0].head(2))
+        v1 = dana.models.log_model(fitted(0), MODEL, input_example=frame()[0].head(2), description="first")
+        v2 = dana.models.log_model(fitted(1), MODEL, input_example=frame()[0].head(2), description="second")
         req = dana.models.request_transition(MODEL, v1.version, "Production", "ready")
         assert req.status is RequestStatus.PENDING
         with pytest.raises(Exception, match="already exists"):
@@ -183,7 +183,7 @@ def test_plain_mlflow_loads_the_champion(ws: Workspace) -> None:
     import mlflow
 
     x, _ = frame()
-    mv = ws.models.log_model(fitted(), MODEL, input_example=x.head(2))
+    mv = ws.models.log_model(fitted(), MODEL, input_example=x.head(2), description="churn")
     assert ws.settings is not None and not ws.settings.policy.allow_self_approval
     with as_user(ws.settings.project_root, "dana") as dana:
         req = dana.models.request_transition(MODEL, mv.version, "Production")
@@ -212,3 +212,64 @@ def test_bad_references(ws: Workspace) -> None:
         ws.models.log_model(fitted(), "no_dots")
     with pytest.raises(Conflict):
         ws.models.request_transition(MODEL, 1, "None")
+
+
+def test_failing_checks_block_until_an_admin_overrides(home: Path) -> None:
+    with as_user(home, "dana") as dana:
+        mv = dana.models.log_model(fitted(), MODEL, input_example=frame()[0].head(2))  # no description
+        req = dana.models.request_transition(MODEL, mv.version, "Production")
+        report = dana.models.get_version(MODEL, mv.version).checks
+    assert report is not None and report["request_id"] == req.id and not report["passed"]
+    results = {r["name"]: r for r in report["results"]}
+    assert set(results) == {"description_present", "signature_present", "artifact_hashes_valid", "loads_and_predicts"}
+    assert not results["description_present"]["passed"]
+    infra = results["loads_and_predicts"]
+    assert infra["passed"] and "predicted 2 example row(s)" in infra["detail"]
+    with as_user(home, "mel") as mel:
+        assert mel.models.get_version(MODEL, mv.version).tags["mlharbor.check.description_present"] == "failed"
+        with pytest.raises(Conflict, match="description_present"):
+            mel.models.approve(req.id)
+        with pytest.raises(PermissionDenied):  # ML engineers approve, only admins override checks
+            mel.models.approve(req.id, override_reason="urgent fix")
+    with Workspace.open(home) as admin:
+        moved = admin.models.approve(req.id, override_reason="hotfix, description follows")
+        assert moved.stage is ModelStage.PRODUCTION
+        overrides = admin.access.audit_log(action="model.checks_override")
+        assert overrides and overrides[0].details["reason"] == "hotfix, description follows"
+        engine = admin.services.tracking_engine()
+        tags = engine.client.get_model_version(MODEL, str(mv.version)).tags
+        assert tags["mlharbor.check.description_present"] == "failed"
+
+
+def test_configured_checks(ws: Workspace, home: Path) -> None:
+    x, _ = frame()
+    mv = ws.models.log_model(fitted(), MODEL, input_example=x.head(2), description="d", tags={"team": "risk"})
+    with pytest.raises(InvalidArgument, match="unknown checks"):
+        ws.models.update_model(MODEL, checks={"no_such_check": {}})
+    ws.models.update_model(MODEL, checks={
+        "required_tags": {"tags": ["team", "owner"]}, "model_card_filled": {"fields": ["intended_use"]},
+        "size_budget": {"max_mb": 50}, "latency_budget": {"max_ms": 5000}, "evaluation_blessed": {}})
+    report = ws.models.run_checks(MODEL, mv.version)
+    results = {r["name"]: r for r in report["results"]}
+    assert not results["required_tags"]["passed"] and "owner" in results["required_tags"]["detail"]
+    assert not results["model_card_filled"]["passed"] and not results["evaluation_blessed"]["passed"]
+    assert results["size_budget"]["passed"] and results["latency_budget"]["passed"]
+    assert "p50" in results["latency_budget"]["detail"]
+    ws.models.set_card_fields(MODEL, mv.version, intended_use="tests")
+    ws.models.update_model(MODEL, tags={"owner": "ana"})
+    ws.models.update_version(MODEL, mv.version, evaluation={"blessed": True, "reasons": ["ok"]})
+    assert ws.models.run_checks(MODEL, mv.version)["passed"]
+    with ws.services.store.transaction() as tx:
+        assert tx.outbox.after(0, kinds=[events.CHECKS_COMPLETED])[-1].payload["passed"] is True
+
+
+def test_infra_validation_runs_in_a_fresh_process(ws: Workspace, home: Path) -> None:
+    x, _ = frame()
+    (home / "mlharbor.toml").write_text("[policy]\nallow_pickle_models = true\n")
+    with Workspace.open(home) as trusting:
+        mv = trusting.models.log_model(Doubler(), MODEL, input_example=x.head(2), description="d")
+        assert trusting.models.run_checks(MODEL, mv.version)["passed"] is False  # Doubler lives in this test module
+    (home / "mlharbor.toml").write_text("")
+    report = ws.models.run_checks(MODEL, mv.version)
+    infra = next(r for r in report["results"] if r["name"] == "loads_and_predicts")
+    assert not infra["passed"] and "pickle" in infra["detail"]

@@ -15,8 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlharbor.auth.audit import record
 from mlharbor.auth.policy import Permission
+from mlharbor.core.entities import ModelStage
 from mlharbor.errors import InvalidArgument
+from mlharbor.registry import events
+from mlharbor.registry.checks import CheckContext, run_checks
 from mlharbor.registry.service import ModelRegistry, model_node
 from mlharbor.tracking.card import CARD_FIELDS, CARD_FILE, card_tag, render_card
 from mlharbor.tracking.hashing import verify_tree
@@ -26,7 +30,7 @@ from mlharbor.tracking.packaging import PAYLOAD, package_model
 if TYPE_CHECKING:
     from mlharbor.catalog.service import CatalogContext
     from mlharbor.core.actors import Actor
-    from mlharbor.core.entities import ModelVersionInfo
+    from mlharbor.core.entities import ModelVersionInfo, TransitionRequest
     from mlharbor.tracking.mlflow_adapter import MlflowAdapter
     from mlharbor.tracking.runs import ActiveRun, TrackingService
 
@@ -121,6 +125,41 @@ class ModelStore(ModelRegistry):
                                  f"artifacts of {info.name} v{info.version} do not match the SHA-256 recorded at "
                                  f"registration: {'; '.join(problems[:5])}")
             return load_payload(local / "data" / PAYLOAD, self.allow_pickle)
+
+    def request_transition(self, name: str, version: int, stage: ModelStage | str,
+                           comment: str = "") -> TransitionRequest:
+        """Ask for ``version`` to move to ``stage`` and run the model's compliance checks on it; the
+        request then waits for an approver (failing checks block the approval)."""
+        request = super().request_transition(name, version, stage, comment)
+        if request.to_stage in (ModelStage.STAGING, ModelStage.PRODUCTION):
+            self.run_checks(request.name, request.version, request.id)
+        return request
+
+    def run_checks(self, name: str, version: int | str, request_id: str | None = None) -> dict[str, Any]:
+        """Run the model's configured compliance checks (default set when none) on a version and store
+        the report on it (``version.checks``, and ``mlharbor.check.<name>`` tags here and in MLflow)."""
+        info = self.get_version(name, version)
+        self._authorize(info.name, Permission.REQUEST, "model.checks")
+        model = self.get_model(info.name)
+        with tempfile.TemporaryDirectory(prefix="mlharbor-checks-") as tmp:
+            local = self._tracking.adapter.download(info.source, Path(tmp) / MODEL_ARTIFACT)
+            ctx = CheckContext(model, info, local, self.allow_pickle)
+            report = run_checks(ctx, model.checks or None)
+        report["request_id"] = request_id
+        tags = {**info.tags, **{f"mlharbor.check.{r['name']}": "passed" if r["passed"] else "failed"
+                                for r in report["results"]}}
+        resource = events.version_resource(info.name, info.version)
+        with self._ctx.store.transaction() as tx:
+            tx.registry.update_version(info.name, info.version, checks=report, tags=tags)
+            record(tx, self._actor, "model.checks", resource, {"passed": report["passed"], "request": request_id})
+            events.emit(tx, self._actor, events.CHECKS_COMPLETED, resource,
+                        {"name": info.name, "version": info.version, "passed": report["passed"],
+                         "failed": [r["name"] for r in report["results"] if not r["passed"]],
+                         "request_id": request_id})
+        for r in report["results"]:
+            self._tracking.adapter.set_version_tag(info.name, info.version, f"mlharbor.check.{r['name']}",
+                                                   "passed" if r["passed"] else "failed")
+        return report
 
     def card(self, name: str, version: int | str) -> str:
         """The model card of a version as markdown, regenerated with what is recorded now

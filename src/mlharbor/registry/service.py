@@ -157,7 +157,9 @@ class ModelRegistry:
         if tags is not None:
             changes["tags"] = {str(k): str(v) for k, v in tags.items()}
         if checks is not None:
-            changes["checks"] = dict(checks)
+            from mlharbor.registry.checks import validate_config
+
+            changes["checks"] = validate_config(checks)
         with self._ctx.store.transaction() as tx:
             updated = tx.registry.update_model(full, **changes)
             record(tx, self._actor, "model.update", f"model:{full}", {"fields": sorted(changes)})
@@ -239,22 +241,39 @@ class ModelRegistry:
         with self._ctx.store.transaction() as tx:
             return [r for r in tx.registry.requests(None, version, wanted) if r.name in readable]
 
-    def approve(self, request_id: str, comment: str = "") -> ModelVersionInfo:
+    def approve(self, request_id: str, comment: str = "", override_reason: str | None = None) -> ModelVersionInfo:
         """Approve a pending request and carry it out (the version moves; a promoted version's
-        predecessor in Production is archived)."""
+        predecessor in Production is archived).
+
+        Moves to Staging or Production are blocked while the version's compliance checks (run when
+        the request was made) fail or have not run, unless an admin (``manage`` in the environment)
+        overrides them with ``override_reason``, which is audited.
+        """
         request = self._request(request_id)
         needed = Permission.APPROVE if request.to_stage is ModelStage.PRODUCTION else Permission.WRITE
         resource = events.version_resource(request.name, request.version)
+        env = self._authorize_env(request.name)
         self._authorize(request.name, needed, "model.approve_transition", resource)
         if request.requested_by == self._actor.principal and not self._ctx.settings.policy.allow_self_approval:
             raise self._deny("model.approve_transition", resource,
                              f"{self._actor.principal} requested this transition and may not approve it "
                              "(the workspace policy forbids self-approval)")
+        failing = self._failing_checks(request) if request.to_stage in (ModelStage.STAGING,
+                                                                         ModelStage.PRODUCTION) else []
+        if failing and not override_reason:
+            raise Conflict(f"{request.name} v{request.version} cannot move to {request.to_stage.value}: "
+                           f"compliance checks failed ({'; '.join(failing)}); fix and request again, or an "
+                           "admin approves with an override reason")
+        if failing:
+            self._ctx.auth.authorize(self._actor, Permission.MANAGE, env, "model.checks_override", resource)
         with self._ctx.store.transaction() as tx:
             tx.registry.lock_model(request.name)
             tx.registry.decide_request(request.id, RequestStatus.APPROVED, self._actor.principal, _comment(comment))
             record(tx, self._actor, "model.approve_transition", resource,
                    {"request": request.id, "to_stage": request.to_stage.value})
+            if failing:
+                record(tx, self._actor, "model.checks_override", resource,
+                       {"request": request.id, "failing": failing, "reason": _comment(override_reason or "")})
             events.emit(tx, self._actor, events.TRANSITION_APPROVED, resource,
                         {"request_id": request.id, "name": request.name, "version": request.version,
                          "to_stage": request.to_stage.value, "comment": comment})
@@ -262,6 +281,18 @@ class ModelRegistry:
                                request.id)
         self.sync_aliases(request.name)
         return moved
+
+    def _authorize_env(self, name: str) -> Any:
+        return catalog_environment(self._ctx.settings, parse_name(name, "model name"))
+
+    def _failing_checks(self, request: TransitionRequest) -> builtins.list[str]:
+        """Names and details of the failing checks of the request's version ("not run" if none ran)."""
+        with self._ctx.store.transaction() as tx:
+            report = tx.registry.get_version(request.name, request.version).checks
+        if not report:
+            return ["checks have not run for this version"]
+        return [f"{r['name']}: {r.get('detail', '')}".rstrip(": ") for r in report.get("results", [])
+                if not r.get("passed")]
 
     def reject(self, request_id: str, comment: str = "") -> TransitionRequest:
         """Close a pending request without moving the version (same permission as approving)."""
