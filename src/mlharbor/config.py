@@ -60,6 +60,9 @@ class PolicySettings(BaseModel):
 
     allow_pickle_models: bool = False  # load models serialised with pickle (unsafe with untrusted artifacts)
     allow_self_approval: bool = False  # approve one's own transition request
+    webhook_allow_private: bool = False  # deliver webhooks to private, loopback and link-local addresses
+    webhook_max_attempts: int = Field(default=12, ge=1, le=100)  # then the delivery is marked failed
+    webhook_backoff_seconds: float = Field(default=5.0, gt=0, le=3600)  # first retry; doubles up to an hour
 
 
 class ServerSettings(BaseModel):

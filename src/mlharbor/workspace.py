@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from mlharbor.features.online import OnlineStore
     from mlharbor.lake.base import TableStore
     from mlharbor.meta import MetadataStore
+    from mlharbor.registry.delivery import EventDispatcher
     from mlharbor.registry.models import ModelStore
     from mlharbor.tracking.mlflow_adapter import MlflowAdapter
     from mlharbor.tracking.runs import TrackingService
@@ -103,6 +104,12 @@ class Services:
         from mlharbor.registry.models import ModelStore
 
         return ModelStore(self.catalog, actor, self.tracking_engine(), self.tracking(actor))
+
+    def dispatcher(self) -> EventDispatcher:
+        """Delivers outbox events to webhooks and internal subscribers (``run_once``, ``run_forever``)."""
+        from mlharbor.registry.delivery import EventDispatcher
+
+        return EventDispatcher(self.store, self.settings)
 
     def features(self, tables: Tables, actor: Actor) -> FeatureStore:
         """A feature store acting as ``actor`` over these services."""

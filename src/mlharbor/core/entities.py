@@ -260,3 +260,34 @@ class OutboxEvent:
     resource: str  # e.g. "model:dev.ml.churn@3"
     actor: str
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An HTTP endpoint receiving events (all kinds when ``events`` is empty), optionally for one model.
+    The signing secret is never part of this record."""
+
+    id: str
+    name: str
+    url: str
+    events: tuple[str, ...]
+    model_name: str | None
+    active: bool
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EventDelivery:
+    """One event for one subscriber: ``id`` is the delivery id receivers deduplicate on."""
+
+    id: str
+    subscriber: str
+    event_id: int
+    status: str  # pending, delivered, failed
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str
+    last_status_code: int | None
+    created_at: datetime
+    delivered_at: datetime | None

@@ -356,3 +356,49 @@ class OutboxEventRow(Base):
     resource: Mapped[str] = mapped_column(String)
     actor: Mapped[str] = mapped_column(String)
     payload: Mapped[dict[str, Any]] = mapped_column(json_type())
+
+
+class WebhookRow(Base):
+    """An HTTP endpoint that receives outbox events; its signing secret is stored encrypted."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    name: Mapped[str] = mapped_column(String)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(json_type())
+    model_name: Mapped[str | None] = mapped_column(String)
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class EventDeliveryRow(Base):
+    """One event for one subscriber (a webhook or an internal consumer): its delivery state and log."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscriber", "event_id"),
+        Index("ix_event_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    subscriber: Mapped[str] = mapped_column(String)
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String)
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_error: Mapped[str] = mapped_column(Text)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class OutboxCursorRow(Base):
+    """How far a subscriber has fanned the outbox out into deliveries."""
+
+    __tablename__ = "outbox_cursors"
+
+    subscriber: Mapped[str] = mapped_column(String, primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(BigInteger)

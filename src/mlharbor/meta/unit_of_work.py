@@ -15,6 +15,7 @@ from mlharbor.meta.repositories import (
     RegistryRepository,
     TableRepository,
     TokenRepository,
+    WebhookRepository,
 )
 
 
@@ -36,6 +37,7 @@ class UnitOfWork:
     functions: FunctionRepository
     registry: RegistryRepository
     outbox: OutboxRepository
+    webhooks: WebhookRepository
 
     def __init__(self, session: Session) -> None:
         self.tables = TableRepository(session)
@@ -48,3 +50,4 @@ class UnitOfWork:
         self.functions = FunctionRepository(session)
         self.registry = RegistryRepository(session)
         self.outbox = OutboxRepository(session)
+        self.webhooks = WebhookRepository(session)

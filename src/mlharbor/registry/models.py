@@ -22,6 +22,7 @@ from mlharbor.errors import InvalidArgument
 from mlharbor.registry import events
 from mlharbor.registry.checks import CheckContext, run_checks
 from mlharbor.registry.service import ModelRegistry, model_node
+from mlharbor.registry.webhooks import WebhookService
 from mlharbor.tracking.card import CARD_FIELDS, CARD_FILE, card_tag, render_card
 from mlharbor.tracking.hashing import verify_tree
 from mlharbor.tracking.loader import PackagedModel, load_payload, pickle_allowed_by_env
@@ -62,6 +63,11 @@ class ModelStore(ModelRegistry):
         super().__init__(ctx, actor, engine)
         self._tracking = tracking
         self._settings = ctx.settings
+
+    @property
+    def webhooks(self) -> WebhookService:
+        """Webhooks receiving registry events (create, list, delete, delivery log)."""
+        return WebhookService(self._ctx, self._actor)
 
     @property
     def allow_pickle(self) -> bool:

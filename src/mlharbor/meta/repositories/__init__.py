@@ -8,6 +8,7 @@ from mlharbor.meta.repositories.lineage import LineageRepository
 from mlharbor.meta.repositories.outbox import OutboxRepository
 from mlharbor.meta.repositories.registry import RegistryRepository
 from mlharbor.meta.repositories.tables import TableRepository
+from mlharbor.meta.repositories.webhooks import WebhookRepository
 
 __all__ = [
     "AuditRepository",
@@ -20,4 +21,5 @@ __all__ = [
     "RegistryRepository",
     "TableRepository",
     "TokenRepository",
+    "WebhookRepository",
 ]

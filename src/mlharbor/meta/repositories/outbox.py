@@ -31,11 +31,16 @@ class OutboxRepository:
         return _event(row)
 
     def after(self, event_id: int = 0, limit: int = 100, kinds: builtins.list[str] | None = None,
-              resource_prefix: str | None = None) -> builtins.list[OutboxEvent]:
-        """Events with an id above ``event_id``, oldest first."""
+              resource_prefix: str | None = None, newest: bool = False) -> builtins.list[OutboxEvent]:
+        """Events with an id above ``event_id``, oldest first (newest first with ``newest``)."""
         stmt = select(OutboxEventRow).where(OutboxEventRow.id > event_id)
         if kinds:
             stmt = stmt.where(OutboxEventRow.kind.in_(kinds))
         if resource_prefix:
             stmt = stmt.where(OutboxEventRow.resource.startswith(resource_prefix, autoescape=True))
-        return [_event(r) for r in self._session.scalars(stmt.order_by(OutboxEventRow.id).limit(limit))]
+        order = OutboxEventRow.id.desc() if newest else OutboxEventRow.id
+        return [_event(r) for r in self._session.scalars(stmt.order_by(order).limit(limit))]
+
+    def get(self, event_id: int) -> OutboxEvent | None:
+        row = self._session.get(OutboxEventRow, event_id)
+        return None if row is None else _event(row)
