@@ -27,6 +27,7 @@ from mlharbor.lineage.service import LineageService
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from mlharbor.evaluation import EvaluationResult
     from mlharbor.features.online import OnlineStore
     from mlharbor.lake.base import TableStore
     from mlharbor.meta import MetadataStore
@@ -192,6 +193,23 @@ class Workspace:
     def models(self) -> ModelStore:
         """Log and load models; versions, stages, transition requests, approvals, rollback."""
         return self.services.models(self._local_actor())
+
+    def evaluate(self, model_uri: str, data: Any, label: str, problem_type: str, *,
+                 version: int | str | None = None, slices: Any = None, thresholds: Any = None,
+                 baseline: str | None = "champion", custom_metrics: Any = None,
+                 sensitive_columns: list[str] | None = None, min_slice_rows: int = 20,
+                 store: bool = True) -> EvaluationResult:
+        """Evaluate a registered model version on ``data`` (DataFrame, Arrow, table name or SQL) against
+        ``baseline`` (default the champion): metrics overall and per slice, value and change
+        ``thresholds`` (``{"roc_auc": Threshold(min_value=0.75, min_absolute_change=0.0)}``), the
+        ``blessed`` decision with reasons, fairness gaps across ``sensitive_columns``. Logged to
+        MLflow and stored on the version. See :mod:`mlharbor.registry.evaluate`."""
+        from mlharbor.registry.evaluate import evaluate_model
+
+        return evaluate_model(self.models, self.features, self.tables, model_uri, data, label, problem_type,
+                              version=version, slices=slices, thresholds=thresholds, baseline=baseline,
+                              custom_metrics=custom_metrics, sensitive_columns=sensitive_columns,
+                              min_slice_rows=min_slice_rows, store=store)
 
     def _local_actor(self) -> Actor:
         if self.actor is None:
