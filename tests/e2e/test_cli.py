@@ -287,7 +287,7 @@ def test_quickstart_and_fresh(project: Path) -> None:
     assert [(h["to_stage"], h["actor"]) for h in history] == [("Production", "qs_engineer")]
     again = ok("quickstart", "--rows", "3000", "--seed", "5")  # idempotent: every write carries a txn id
     assert again.stdout.count("(incremental): 0 key(s) written") == 2  # feature tables merged, nothing new
-    assert "challenger v2" in again.stdout and "champion v1" in " ".join(again.stdout.split())
+    assert "evaluation of v2" in again.stdout and "against champion v1" in " ".join(again.stdout.split())
     stages = {v["version"]: v["stage"] for v in json.loads(ok("models", "versions", "dev.ml.generous_tip",
                                                                "--json").stdout)}
     assert stages in ({1: "Production", 2: "None"}, {1: "Archived", 2: "Production"})

@@ -6,7 +6,11 @@ Production; ``qs_engineer`` (ML engineer) *approves*. Nobody approves their own 
 training set is split in time (the last fifth of trips is the holdout, as a model meets the
 future). The candidate is compared with the current champion on the same holdout: the first run
 promotes version 1; each later run trains a differently tuned challenger, which is promoted only if
-its ROC AUC beats the champion's — either way the quickstart shows the decision and why.
+it is *blessed* by ``ws.evaluate`` on the holdout: ROC AUC at least 0.6 and no lower than the
+champion's on the same trips, log loss at most 0.7 (per payment type too, with the fairness gap shown).
+Requesting Production runs the model's compliance checks (description, signature, artifact hashes,
+a fresh-process load-and-predict, evaluation blessed); either way the quickstart shows the decision
+and why.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlharbor.errors import NotFound
+from mlharbor.evaluation import Threshold
 from mlharbor.quickstart.features_stage import LABEL
 
 if TYPE_CHECKING:
@@ -32,6 +37,9 @@ SCIENTIST = "qs_scientist"
 ENGINEER = "qs_engineer"
 CATEGORICAL = ["payment_type"]
 HOLDOUT_SHARE = 0.2
+CHECKS: dict[str, dict[str, Any]] = {"description_present": {}, "signature_present": {},
+                                     "artifact_hashes_valid": {}, "loads_and_predicts": {},
+                                     "evaluation_blessed": {}, "latency_budget": {"max_ms": 100}}
 # Each run trains the next of these, so a re-run shows a challenger against the champion.
 CANDIDATES: list[dict[str, Any]] = [
     {"max_iter": 60, "learning_rate": 0.1, "max_leaf_nodes": 31},
@@ -86,14 +94,6 @@ def make_model(params: dict[str, Any], columns: list[str]) -> Any:
     return Pipeline([("prep", prep), ("gbm", HistGradientBoostingClassifier(random_state=0, **params))])
 
 
-def auc_of(model: Any, holdout: pd.DataFrame, columns: list[str]) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    scores = model.predict(holdout[columns])
-    positive = scores[:, 1] if getattr(scores, "ndim", 1) == 2 else scores
-    return float(roc_auc_score(holdout[LABEL].astype(int), positive))
-
-
 def run_stage(ws: Workspace, training: TrainingSet, console: Console) -> RegistryResult:
     """Stage 3 as the two principals; prints each step."""
     from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
@@ -126,21 +126,30 @@ def run_stage(ws: Workspace, training: TrainingSet, console: Console) -> Registr
         console.print(f"[cyan]{SCIENTIST}[/] trained {params} on {len(train):,} trips: holdout ROC AUC "
                       f"[bold]{auc:.4f}[/]; logged run {run.run_id[:8]} and registered {MODEL} v{mv.version} "
                       f"({mv.tags['mlharbor.serialization']}, {len(mv.manifest)} files hashed)")
-        champion_version, champion_auc = None, None
-        try:
-            champion = ds.models.get_version(MODEL, "champion")
-            champion_version = champion.version
-            champion_auc = auc_of(ds.models.load_model(MODEL, champion.version), holdout, columns)
-        except NotFound:
-            pass
-        if champion_auc is None:
-            promote, reason = True, "no champion yet"
-        elif auc > champion_auc:
-            promote, reason = True, f"beats champion v{champion_version} ({auc:.4f} > {champion_auc:.4f})"
-        else:
-            promote, reason = False, f"does not beat champion v{champion_version} ({auc:.4f} ≤ {champion_auc:.4f})"
-        console.print(f"challenger v{mv.version} {reason}")
+        ds.models.update_model(MODEL, checks=CHECKS)
+        champion_version = _champion(ds)
+        evaluation = ds.evaluate(MODEL, holdout, LABEL, "classification", version=mv.version,
+                                 slices=CATEGORICAL, sensitive_columns=CATEGORICAL,
+                                 thresholds={"roc_auc": Threshold(min_value=0.6, min_absolute_change=0.0),
+                                             "log_loss": Threshold(max_value=0.7)})
+        champion_auc = None
+        if champion_version is not None:
+            champion_auc = _baseline_auc(evaluation)
+        promote = evaluation.blessed
+        reason = "; ".join(evaluation.reasons[:3])
+        verdict = "[green]blessed[/]" if promote else "[red]not blessed[/]"
+        console.print(f"evaluation of v{mv.version} on the {len(holdout):,}-trip holdout"
+                      f"{f' against champion v{champion_version}' if champion_version else ''}: {verdict} — {reason}")
+        gaps = evaluation.fairness.get("payment_type")
+        if gaps is not None and "roc_auc" in gaps.gaps:
+            gap = gaps.gaps["roc_auc"]
+            console.print(f"ROC AUC across payment types: {gap.min_group} {gap.min_value:.3f} … "
+                          f"{gap.max_group} {gap.max_value:.3f} (gap {gap.gap:.3f})")
         request = ds.models.request_transition(MODEL, mv.version, "Production", reason) if promote else None
+        if request is not None:
+            checks = ds.models.get_version(MODEL, mv.version).checks or {}
+            shown = ", ".join(f"{r['name']} {'✓' if r['passed'] else '✗'}" for r in checks.get("results", []))
+            console.print(f"compliance checks on the request: {shown}")
     if request is not None:
         with Workspace.open(root, principal=ENGINEER) as mle:
             moved = mle.models.approve(request.id, "approved by the quickstart's ML engineer")
@@ -148,6 +157,20 @@ def run_stage(ws: Workspace, training: TrainingSet, console: Console) -> Registr
                       f"v{moved.version} is the champion (models:/{MODEL}@champion)")
     _show_versions(ws, console)
     return RegistryResult(mv.version, run.run_id, auc, champion_version, champion_auc, request is not None, reason)
+
+
+def _champion(ws: Workspace) -> int | None:
+    try:
+        return ws.models.get_version(MODEL, "champion").version
+    except NotFound:
+        return None
+
+
+def _baseline_auc(evaluation: Any) -> float | None:
+    for check in evaluation.checks:
+        if check.metric == "roc_auc" and check.kind == "change" and check.baseline is not None:
+            return float(check.baseline)
+    return None
 
 
 def _show_versions(ws: Workspace, console: Console) -> None:

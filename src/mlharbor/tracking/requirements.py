@@ -17,9 +17,22 @@ from typing import Any
 LOADER_DISTRIBUTIONS = ("mlharbor", "mlflow", "numpy", "pandas")
 
 
+# Import names that differ from their distribution's name (looked up without scanning every
+# installed distribution, which ``packages_distributions()`` does and which costs seconds).
+KNOWN_DISTRIBUTIONS = {"sklearn": "scikit-learn", "skimage": "scikit-image", "cv2": "opencv-python",
+                       "yaml": "PyYAML", "PIL": "Pillow", "google": "protobuf"}
+
+
 @functools.cache
 def _packages_distributions() -> dict[str, list[str]]:
     return dict(metadata.packages_distributions())
+
+
+def _distributions_of(module: str) -> list[str]:
+    direct = KNOWN_DISTRIBUTIONS.get(module, module)
+    if distribution_version(direct) is not None:
+        return [direct]
+    return list(_packages_distributions().get(module, []))  # the slow, complete index
 
 
 def distribution_version(dist: str) -> str | None:
@@ -45,9 +58,8 @@ def _model_modules(model: Any) -> list[str]:
 def requirements_for(model: Any, extra_distributions: tuple[str, ...] = ()) -> list[str]:
     """``name==version`` pins for everything needed to load and run ``model``, sorted."""
     dists = set(LOADER_DISTRIBUTIONS) | set(extra_distributions)
-    index = _packages_distributions()
     for module in _model_modules(model):
-        dists.update(index.get(module, []))
+        dists.update(_distributions_of(module))
     pins = []
     for dist in sorted(dists, key=str.lower):
         version = distribution_version(dist)
