@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -332,59 +330,11 @@ def test_entry_point_errors_without_traceback(project: Path) -> None:
     assert debug.returncode == 1 and "NotFound" in debug.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_token(proc: subprocess.Popen[str], out_file: Path, err_file: Path) -> str:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        found = SECRET.search(out_file.read_text())
-        if found:
-            return found.group(0)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    logs = f"stdout:\n{out_file.read_text()}\nstderr:\n{err_file.read_text()}"
-    raise AssertionError(f"no bootstrap token; {logs}")
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[str]) -> httpx.Response:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            return httpx.get(f"{url}/health", timeout=2)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("server did not answer /health")
-
-
 @pytest.fixture
-def live_server(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def live_server(project: Path, server_factory: Any) -> Iterator[dict[str, Any]]:
     """``mlharbor -C project server`` as a subprocess on a free port; stopped by PID afterwards."""
-    logs = tmp_path_factory.mktemp("server-logs")
-    out_file, err_file = logs / "stdout.txt", logs / "stderr.txt"
-    port = _free_port()
-    with out_file.open("w") as out, err_file.open("w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlharbor.cli", "-C", str(project), "server", "--port", str(port),
-             "--log-level", "warning"],
-            stdout=out, stderr=err, text=True, env=_clean_env(),
-        )
-    try:
-        token = _wait_for_token(proc, out_file, err_file)
-        url = f"http://127.0.0.1:{port}"
-        health = _wait_healthy(url, proc)
-        yield {"url": url, "token": token, "health": health, "stdout": out_file.read_text(), "proc": proc}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
+    with server_factory(project) as server:
+        yield server
 
 
 def test_server_bootstraps_admin_and_serves(live_server: dict[str, Any]) -> None:

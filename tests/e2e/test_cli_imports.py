@@ -53,6 +53,10 @@ HELP_INVOCATIONS = [
     ["tokens", "--help"],
     ["tokens", "create", "--help"],
     ["grants", "--help"],
+    ["models", "--help"],
+    ["models", "approve", "--help"],
+    ["runs", "--help"],
+    ["webhooks", "--help"],
 ]
 
 

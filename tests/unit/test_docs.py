@@ -44,3 +44,17 @@ def test_features_guide_examples_run(
     assert namespace["status"].behind == 0
     out = capsys.readouterr().out
     assert "snapshot 1 3" in out and "[1, None]" in out
+
+
+def test_models_guide_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mlharbor.toml").write_text("[policy]\nwebhook_allow_private = true\n")
+    code = _python_blocks(DOCS / "models.md").replace("https://ci.example.com/mlharbor", "http://127.0.0.1:9/hook")
+    namespace: dict[str, object] = {}
+    exec(compile(code, "docs/models.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "1 None skops" in out
+    assert namespace["result"].blessed is True  # type: ignore[attr-defined]
+    assert namespace["request"].status.value == "pending"  # type: ignore[attr-defined]
+    namespace["ws"].close()  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from mlharbor import __version__
 from mlharbor.api import routes_auth, routes_features, routes_tables
 from mlharbor.api.errors import install_error_handlers
 from mlharbor.api.middleware import OPEN_PATHS, TokenAuthMiddleware
+from mlharbor.api.mlflow_gate import MlflowGate
 from mlharbor.config import Settings
 from mlharbor.workspace import Services
 
@@ -29,7 +30,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         title="mlharbor",
         version=__version__,
         description="Control-plane API of mlharbor. Every route except /health needs "
-        "'Authorization: Bearer <token>'.",
+        "'Authorization: Bearer <token>'. MLflow's own REST API (/api/2.0/mlflow/...) is served too, "
+        "for plain mlflow clients with MLFLOW_TRACKING_TOKEN set to an mlharbor token.",
     )
     app.state.services = services
     install_error_handlers(app)
@@ -42,6 +44,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(routes_tables.router)
     app.include_router(routes_auth.router)
     app.include_router(routes_features.router)
+    # MLflow's REST API (plain mlflow clients) sits behind the same authentication: the token
+    # middleware is added last, so it runs first
+    app.add_middleware(MlflowGate, services=services)  # type: ignore[arg-type]
     app.add_middleware(TokenAuthMiddleware, authenticate=services.auth.authenticate)  # type: ignore[arg-type]
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -14,7 +14,20 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from mlharbor.cli import audit, features, grants, init, models, quickstart, runs, server, tables, tokens, users
+from mlharbor.cli import (
+    audit,
+    features,
+    grants,
+    init,
+    models,
+    quickstart,
+    runs,
+    server,
+    tables,
+    tokens,
+    users,
+    webhooks,
+)
 from mlharbor.cli._context import CliState
 from mlharbor.cli._output import print_error
 from mlharbor.errors import MlharborError
@@ -98,6 +111,7 @@ app.add_typer(tables.app, name="tables")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
+app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(users.app, name="users")
 app.command("whoami")(users.whoami)
 app.add_typer(tokens.app, name="tokens")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
+import threading
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -111,6 +112,7 @@ def serve(
         _warn_remote(bind_host)
     base_url = _base_url(bind_host, bind_port)
     services = Services.build(settings)
+    stop = threading.Event()
     try:
         secret = services.auth.bootstrap_admin()
         print_info(_describe(settings, base_url))
@@ -119,6 +121,11 @@ def serve(
         else:
             print_info("Admin already bootstrapped; manage tokens with `mlharbor tokens`.")
         sys.stderr.flush()
+        # registry events go out to webhooks from the server process (at least once; see registry.delivery)
+        dispatcher = threading.Thread(target=services.dispatcher().run_forever, args=(stop,), daemon=True,
+                                      name="mlharbor-events")
+        dispatcher.start()
         uvicorn.run(create_app(services=services), host=bind_host, port=bind_port, log_level=log_level.value)
     finally:
+        stop.set()
         services.close()

@@ -44,6 +44,10 @@ NAMING_CONVENTION: dict[str, str] = {
 # the same database without clashing on the default ``alembic_version``.
 VERSION_TABLE = "mlharbor_alembic_version"
 
+# Tables added from migration 0003 on are named ``mlh_*``: a team may keep MLflow's tables
+# (``registered_models``, ``model_versions``, ``webhooks``, ``jobs``, ``secrets``, ...) in the same
+# database, and PostgreSQL index names are shared by the whole schema.
+
 # The empty string stands for "no version" in lineage rows: NULLs are distinct in unique
 # constraints on both dialects, which would defeat edge deduplication.
 NO_VERSION = ""
@@ -239,8 +243,8 @@ class FunctionRow(Base):
 class RegisteredModelRow(Base):
     """A registered model (``catalog.schema.model``) and its compliance check configuration."""
 
-    __tablename__ = "registered_models"
-    __table_args__ = (Index("ix_registered_models_catalog_name_schema_name", "catalog_name", "schema_name"),)
+    __tablename__ = "mlh_registered_models"
+    __table_args__ = (Index("ix_mlh_registered_models_catalog_name_schema_name", "catalog_name", "schema_name"),)
 
     name: Mapped[str] = mapped_column(String, primary_key=True)
     catalog_name: Mapped[str] = mapped_column(String)
@@ -262,15 +266,15 @@ ONE_PRODUCTION = "stage = 'Production'"
 class ModelVersionRow(Base):
     """A model version's registry state beside MLflow's record of it."""
 
-    __tablename__ = "model_versions"
+    __tablename__ = "mlh_model_versions"
     __table_args__ = (
         UniqueConstraint("name", "version"),
-        Index("ix_model_versions_one_production", "name", unique=True,
+        Index("ix_mlh_model_versions_one_production", "name", unique=True,
               sqlite_where=text(ONE_PRODUCTION), postgresql_where=text(ONE_PRODUCTION)),
     )
 
     id: Mapped[int] = mapped_column(big_id_type(), primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String, ForeignKey("registered_models.name"))
+    name: Mapped[str] = mapped_column(String, ForeignKey("mlh_registered_models.name"))
     version: Mapped[int] = mapped_column(Integer)
     stage: Mapped[str] = mapped_column(String)
     source: Mapped[str] = mapped_column(Text)
@@ -290,8 +294,8 @@ class ModelVersionRow(Base):
 class StageChangeRow(Base):
     """One entry of a model version's stage history (append-only)."""
 
-    __tablename__ = "model_stage_history"
-    __table_args__ = (Index("ix_model_stage_history_name_version", "name", "version"),)
+    __tablename__ = "mlh_model_stage_history"
+    __table_args__ = (Index("ix_mlh_model_stage_history_name_version", "name", "version"),)
 
     id: Mapped[int] = mapped_column(big_id_type(), primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String)
@@ -310,10 +314,10 @@ PENDING = "status = 'pending'"
 class TransitionRequestRow(Base):
     """A stage transition request; one pending request per version and target stage."""
 
-    __tablename__ = "transition_requests"
+    __tablename__ = "mlh_transition_requests"
     __table_args__ = (
-        Index("ix_transition_requests_name_version", "name", "version"),
-        Index("ix_transition_requests_one_pending", "name", "version", "to_stage", unique=True,
+        Index("ix_mlh_transition_requests_name_version", "name", "version"),
+        Index("ix_mlh_transition_requests_one_pending", "name", "version", "to_stage", unique=True,
               sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
     )
 
@@ -333,8 +337,8 @@ class TransitionRequestRow(Base):
 class ModelCommentRow(Base):
     """A comment on a model version."""
 
-    __tablename__ = "model_comments"
-    __table_args__ = (Index("ix_model_comments_name_version", "name", "version"),)
+    __tablename__ = "mlh_model_comments"
+    __table_args__ = (Index("ix_mlh_model_comments_name_version", "name", "version"),)
 
     id: Mapped[int] = mapped_column(big_id_type(), primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String)
@@ -347,8 +351,8 @@ class ModelCommentRow(Base):
 class OutboxEventRow(Base):
     """An event written in the same transaction as the change it reports (the outbox)."""
 
-    __tablename__ = "outbox_events"
-    __table_args__ = (Index("ix_outbox_events_kind", "kind"),)
+    __tablename__ = "mlh_outbox_events"
+    __table_args__ = (Index("ix_mlh_outbox_events_kind", "kind"),)
 
     id: Mapped[int] = mapped_column(big_id_type(), primary_key=True, autoincrement=True)
     time: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -361,7 +365,7 @@ class OutboxEventRow(Base):
 class WebhookRow(Base):
     """An HTTP endpoint that receives outbox events; its signing secret is stored encrypted."""
 
-    __tablename__ = "webhooks"
+    __tablename__ = "mlh_webhooks"
 
     id: Mapped[str] = mapped_column(String, primary_key=True)
     name: Mapped[str] = mapped_column(String)
@@ -377,10 +381,10 @@ class WebhookRow(Base):
 class EventDeliveryRow(Base):
     """One event for one subscriber (a webhook or an internal consumer): its delivery state and log."""
 
-    __tablename__ = "event_deliveries"
+    __tablename__ = "mlh_event_deliveries"
     __table_args__ = (
         UniqueConstraint("subscriber", "event_id"),
-        Index("ix_event_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_mlh_event_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
     )
 
     id: Mapped[str] = mapped_column(String, primary_key=True)
@@ -398,7 +402,7 @@ class EventDeliveryRow(Base):
 class OutboxCursorRow(Base):
     """How far a subscriber has fanned the outbox out into deliveries."""
 
-    __tablename__ = "outbox_cursors"
+    __tablename__ = "mlh_outbox_cursors"
 
     subscriber: Mapped[str] = mapped_column(String, primary_key=True)
     last_event_id: Mapped[int] = mapped_column(BigInteger)

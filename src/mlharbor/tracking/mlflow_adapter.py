@@ -247,6 +247,22 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def mlflow_server_app(engine: MlflowAdapter) -> Any:
+    """MLflow's own server (an ASGI app: tracking, registry and artifact-proxy REST API) over this
+    engine's stores. mlflow.server reads its stores from process environment variables, as the
+    ``mlflow server`` command sets them, so one process serves one tracking store."""
+    engine.client  # noqa: B018 - creates the database (from the template) before MLflow opens it
+    os.environ["_MLFLOW_SERVER_FILE_STORE"] = engine.tracking_uri
+    os.environ["_MLFLOW_SERVER_REGISTRY_STORE"] = engine.tracking_uri
+    os.environ["_MLFLOW_SERVER_SERVE_ARTIFACTS"] = "true"
+    os.environ["_MLFLOW_SERVER_ARTIFACT_DESTINATION"] = engine.artifact_root
+    os.environ["_MLFLOW_SERVER_ARTIFACT_ROOT"] = "mlflow-artifacts:/"
+    os.environ.setdefault("MLFLOW_SERVER_ALLOWED_HOSTS", "*")  # mlharbor's token auth guards every request
+    from mlflow.server.fastapi_app import create_fastapi_app
+
+    return create_fastapi_app()
+
+
 def _template_path() -> Path:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "mlharbor" / f"mlflow-{mlflow_version()}-tracking.db"

@@ -39,7 +39,7 @@ def _ts(name: str, nullable: bool = False) -> sa.Column[Any]:
 
 def upgrade() -> None:
     op.create_table(
-        "registered_models",
+        "mlh_registered_models",
         sa.Column("name", sa.String(), nullable=False),
         sa.Column("catalog_name", sa.String(), nullable=False),
         sa.Column("schema_name", sa.String(), nullable=False),
@@ -50,12 +50,12 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(), nullable=False),
         _ts("created_at"),
         _ts("updated_at"),
-        sa.PrimaryKeyConstraint("name", name="pk_registered_models"),
+        sa.PrimaryKeyConstraint("name", name="pk_mlh_registered_models"),
     )
-    op.create_index("ix_registered_models_catalog_name_schema_name", "registered_models",
+    op.create_index("ix_mlh_registered_models_catalog_name_schema_name", "mlh_registered_models",
                     ["catalog_name", "schema_name"])
     op.create_table(
-        "model_versions",
+        "mlh_model_versions",
         _id(),
         sa.Column("name", sa.String(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
@@ -72,16 +72,16 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(), nullable=False),
         _ts("created_at"),
         _ts("updated_at"),
-        sa.PrimaryKeyConstraint("id", name="pk_model_versions"),
-        sa.ForeignKeyConstraint(["name"], ["registered_models.name"],
-                                name="fk_model_versions_name_registered_models"),
-        sa.UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
+        sa.PrimaryKeyConstraint("id", name="pk_mlh_model_versions"),
+        sa.ForeignKeyConstraint(["name"], ["mlh_registered_models.name"],
+                                name="fk_mlh_model_versions_name_mlh_registered_models"),
+        sa.UniqueConstraint("name", "version", name="uq_mlh_model_versions_name_version"),
     )
     one_production = sa.text("stage = 'Production'")
-    op.create_index("ix_model_versions_one_production", "model_versions", ["name"], unique=True,
+    op.create_index("ix_mlh_model_versions_one_production", "mlh_model_versions", ["name"], unique=True,
                     sqlite_where=one_production, postgresql_where=one_production)
     op.create_table(
-        "model_stage_history",
+        "mlh_model_stage_history",
         _id(),
         sa.Column("name", sa.String(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
@@ -91,11 +91,11 @@ def upgrade() -> None:
         _ts("time"),
         sa.Column("comment", sa.Text(), nullable=False),
         sa.Column("request_id", sa.String(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_model_stage_history"),
+        sa.PrimaryKeyConstraint("id", name="pk_mlh_model_stage_history"),
     )
-    op.create_index("ix_model_stage_history_name_version", "model_stage_history", ["name", "version"])
+    op.create_index("ix_mlh_model_stage_history_name_version", "mlh_model_stage_history", ["name", "version"])
     op.create_table(
-        "transition_requests",
+        "mlh_transition_requests",
         sa.Column("id", sa.String(), nullable=False),
         sa.Column("name", sa.String(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
@@ -107,47 +107,47 @@ def upgrade() -> None:
         sa.Column("decided_by", sa.String(), nullable=True),
         _ts("decided_at", nullable=True),
         sa.Column("decision_comment", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_transition_requests"),
+        sa.PrimaryKeyConstraint("id", name="pk_mlh_transition_requests"),
     )
-    op.create_index("ix_transition_requests_name_version", "transition_requests", ["name", "version"])
+    op.create_index("ix_mlh_transition_requests_name_version", "mlh_transition_requests", ["name", "version"])
     pending = sa.text("status = 'pending'")
-    op.create_index("ix_transition_requests_one_pending", "transition_requests", ["name", "version", "to_stage"],
+    op.create_index("ix_mlh_transition_requests_one_pending", "mlh_transition_requests", ["name", "version", "to_stage"],
                     unique=True, sqlite_where=pending, postgresql_where=pending)
     op.create_table(
-        "model_comments",
+        "mlh_model_comments",
         _id(),
         sa.Column("name", sa.String(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("author", sa.String(), nullable=False),
         _ts("time"),
         sa.Column("text", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_model_comments"),
+        sa.PrimaryKeyConstraint("id", name="pk_mlh_model_comments"),
     )
-    op.create_index("ix_model_comments_name_version", "model_comments", ["name", "version"])
+    op.create_index("ix_mlh_model_comments_name_version", "mlh_model_comments", ["name", "version"])
     op.create_table(
-        "outbox_events",
+        "mlh_outbox_events",
         _id(),
         _ts("time"),
         sa.Column("kind", sa.String(), nullable=False),
         sa.Column("resource", sa.String(), nullable=False),
         sa.Column("actor", sa.String(), nullable=False),
         sa.Column("payload", _json(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_outbox_events"),
+        sa.PrimaryKeyConstraint("id", name="pk_mlh_outbox_events"),
     )
-    op.create_index("ix_outbox_events_kind", "outbox_events", ["kind"])
+    op.create_index("ix_mlh_outbox_events_kind", "mlh_outbox_events", ["kind"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_events_kind", table_name="outbox_events")
-    op.drop_table("outbox_events")
-    op.drop_index("ix_model_comments_name_version", table_name="model_comments")
-    op.drop_table("model_comments")
-    op.drop_index("ix_transition_requests_one_pending", table_name="transition_requests")
-    op.drop_index("ix_transition_requests_name_version", table_name="transition_requests")
-    op.drop_table("transition_requests")
-    op.drop_index("ix_model_stage_history_name_version", table_name="model_stage_history")
-    op.drop_table("model_stage_history")
-    op.drop_index("ix_model_versions_one_production", table_name="model_versions")
-    op.drop_table("model_versions")
-    op.drop_index("ix_registered_models_catalog_name_schema_name", table_name="registered_models")
-    op.drop_table("registered_models")
+    op.drop_index("ix_mlh_outbox_events_kind", table_name="mlh_outbox_events")
+    op.drop_table("mlh_outbox_events")
+    op.drop_index("ix_mlh_model_comments_name_version", table_name="mlh_model_comments")
+    op.drop_table("mlh_model_comments")
+    op.drop_index("ix_mlh_transition_requests_one_pending", table_name="mlh_transition_requests")
+    op.drop_index("ix_mlh_transition_requests_name_version", table_name="mlh_transition_requests")
+    op.drop_table("mlh_transition_requests")
+    op.drop_index("ix_mlh_model_stage_history_name_version", table_name="mlh_model_stage_history")
+    op.drop_table("mlh_model_stage_history")
+    op.drop_index("ix_mlh_model_versions_one_production", table_name="mlh_model_versions")
+    op.drop_table("mlh_model_versions")
+    op.drop_index("ix_mlh_registered_models_catalog_name_schema_name", table_name="mlh_registered_models")
+    op.drop_table("mlh_registered_models")

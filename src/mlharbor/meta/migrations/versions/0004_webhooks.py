@@ -26,7 +26,7 @@ def _json() -> sa.types.TypeEngine[Any]:
 
 def upgrade() -> None:
     op.create_table(
-        "webhooks",
+        "mlh_webhooks",
         sa.Column("id", sa.String(), nullable=False),
         sa.Column("name", sa.String(), nullable=False),
         sa.Column("url", sa.Text(), nullable=False),
@@ -36,10 +36,10 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_by", sa.String(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_webhooks"),
+        sa.PrimaryKeyConstraint("id", name="pk_mlh_webhooks"),
     )
     op.create_table(
-        "event_deliveries",
+        "mlh_event_deliveries",
         sa.Column("id", sa.String(), nullable=False),
         sa.Column("subscriber", sa.String(), nullable=False),
         sa.Column("event_id", sa.BigInteger(), nullable=False),
@@ -50,20 +50,20 @@ def upgrade() -> None:
         sa.Column("last_status_code", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_event_deliveries"),
-        sa.UniqueConstraint("subscriber", "event_id", name="uq_event_deliveries_subscriber_event_id"),
+        sa.PrimaryKeyConstraint("id", name="pk_mlh_event_deliveries"),
+        sa.UniqueConstraint("subscriber", "event_id", name="uq_mlh_event_deliveries_subscriber_event_id"),
     )
-    op.create_index("ix_event_deliveries_status_next_attempt_at", "event_deliveries", ["status", "next_attempt_at"])
+    op.create_index("ix_mlh_event_deliveries_status_next_attempt_at", "mlh_event_deliveries", ["status", "next_attempt_at"])
     op.create_table(
-        "outbox_cursors",
+        "mlh_outbox_cursors",
         sa.Column("subscriber", sa.String(), nullable=False),
         sa.Column("last_event_id", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("subscriber", name="pk_outbox_cursors"),
+        sa.PrimaryKeyConstraint("subscriber", name="pk_mlh_outbox_cursors"),
     )
 
 
 def downgrade() -> None:
-    op.drop_table("outbox_cursors")
-    op.drop_index("ix_event_deliveries_status_next_attempt_at", table_name="event_deliveries")
-    op.drop_table("event_deliveries")
-    op.drop_table("webhooks")
+    op.drop_table("mlh_outbox_cursors")
+    op.drop_index("ix_mlh_event_deliveries_status_next_attempt_at", table_name="mlh_event_deliveries")
+    op.drop_table("mlh_event_deliveries")
+    op.drop_table("mlh_webhooks")
