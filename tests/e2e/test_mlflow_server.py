@@ -128,7 +128,7 @@ def test_plain_mlflow_client_through_the_server(team_project: Path, server_facto
                      f"/get-artifact?run_uuid={run_id}&path=../../../etc/passwd",
                      f"/get-artifact?run_uuid={run_id}&path=/etc/passwd",
                      f"/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=%2e%2e/%2e%2e",
-                     f"/model-versions/get-artifact?name=dev.ml.teammodel&version=1&path=..%5c..%5cx"):
+                     "/model-versions/get-artifact?name=dev.ml.teammodel&version=1&path=..%5c..%5cx"):
             response = httpx.get(url + path, headers=headers)
             assert response.status_code == 400, (path, response.status_code, response.text[:200])
         for source in ("file:///etc", "/etc/passwd", "runs:/x/../../../etc", "mlflow-artifacts:/a/%2e%2e/%2e%2e",

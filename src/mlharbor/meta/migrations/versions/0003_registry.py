@@ -111,8 +111,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_mlh_transition_requests_name_version", "mlh_transition_requests", ["name", "version"])
     pending = sa.text("status = 'pending'")
-    op.create_index("ix_mlh_transition_requests_one_pending", "mlh_transition_requests", ["name", "version", "to_stage"],
-                    unique=True, sqlite_where=pending, postgresql_where=pending)
+    op.create_index("ix_mlh_transition_requests_one_pending", "mlh_transition_requests",
+                    ["name", "version", "to_stage"], unique=True, sqlite_where=pending, postgresql_where=pending)
     op.create_table(
         "mlh_model_comments",
         _id(),

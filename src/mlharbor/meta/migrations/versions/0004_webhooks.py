@@ -53,7 +53,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_mlh_event_deliveries"),
         sa.UniqueConstraint("subscriber", "event_id", name="uq_mlh_event_deliveries_subscriber_event_id"),
     )
-    op.create_index("ix_mlh_event_deliveries_status_next_attempt_at", "mlh_event_deliveries", ["status", "next_attempt_at"])
+    op.create_index("ix_mlh_event_deliveries_status_next_attempt_at", "mlh_event_deliveries",
+                    ["status", "next_attempt_at"])
     op.create_table(
         "mlh_outbox_cursors",
         sa.Column("subscriber", sa.String(), nullable=False),
