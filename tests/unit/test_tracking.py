@@ -112,3 +112,23 @@ def test_viewer_cannot_start_runs(tmp_path: Path) -> None:
         ws.access.grant("vic", "viewer")
     with Workspace.open(tmp_path, principal="vic") as vic, pytest.raises(PermissionDenied):
         vic.tracking.start_run("e")
+
+
+def test_autolog_records_sklearn_fits_inside_runs(ws: Workspace) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    assert ws.tracking.autolog(("sklearn",)) == ["sklearn"]
+    with pytest.raises(InvalidArgument):
+        ws.tracking.autolog(("keras",))
+    x = np.random.default_rng(0).random((50, 3))
+    with ws.tracking.start_run("auto") as run:
+        LogisticRegression(C=0.25).fit(x, (x[:, 0] > 0.5).astype(int))
+        run.log_metric("mine", 1.0)
+    got = ws.tracking.get_run(run.run_id)
+    assert got.status == "FINISHED" and got.params["C"] == "0.25"
+    assert "training_score" in got.metrics and got.metrics["mine"] == 1.0
+    import mlflow
+
+    assert mlflow.active_run() is None  # nothing left attached
+    mlflow.sklearn.autolog(disable=True)

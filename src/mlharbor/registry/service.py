@@ -376,22 +376,24 @@ class ModelRegistry:
 
     def sync_aliases(self, name: str) -> dict[str, int | None]:
         """Point MLflow's ``champion`` and ``challenger`` aliases at the Production and newest Staging
-        versions (or remove them). Idempotent; emits ``model_alias.changed`` for each change."""
+        versions (or remove them). Idempotent; emits ``model_alias.changed`` for each change.
+
+        The model stays locked while MLflow is updated, so two processes syncing after concurrent
+        approvals cannot leave an older state behind: each one writes what is committed at that moment.
+        """
         full = str(parse_name(name, "model name"))
         with self._ctx.store.transaction() as tx:
+            tx.registry.lock_model(full)
             production = tx.registry.versions(full, ModelStage.PRODUCTION)
             staging = tx.registry.versions(full, ModelStage.STAGING)
-        wanted: dict[str, int | None] = {CHAMPION: production[-1].version if production else None,
-                                         CHALLENGER: staging[-1].version if staging else None}
-        current = self._engine.aliases(full)
-        changed = {alias: v for alias, v in wanted.items() if current.get(alias) != v}
-        for alias, version in changed.items():
-            self._engine.set_alias(full, alias, version)
-        if changed:
-            with self._ctx.store.transaction() as tx:
-                for alias, version in changed.items():
-                    events.emit(tx, self._actor, events.ALIAS_CHANGED, f"model:{full}",
-                                {"name": full, "alias": alias, "version": version, "previous": current.get(alias)})
+            wanted: dict[str, int | None] = {CHAMPION: production[-1].version if production else None,
+                                             CHALLENGER: staging[-1].version if staging else None}
+            current = self._engine.aliases(full)
+            changed = {alias: v for alias, v in wanted.items() if current.get(alias) != v}
+            for alias, version in changed.items():
+                self._engine.set_alias(full, alias, version)
+                events.emit(tx, self._actor, events.ALIAS_CHANGED, f"model:{full}",
+                            {"name": full, "alias": alias, "version": version, "previous": current.get(alias)})
         return wanted
 
     # --- comments ------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ class MlflowAdapter:
         self.artifact_root = artifact_root
         self._client: MlflowClient | None = None
         self._lock = threading.Lock()
+        self.autolog_flavors: set[str] = set()  # enabled by TrackingService.autolog
 
     @property
     def client(self) -> MlflowClient:
@@ -305,6 +306,44 @@ def _prepare_sqlite(path: Path, artifact_root: str) -> None:
                 os.replace(partial, path)
     except OSError:
         return  # no writable cache: MLflow creates the database itself, only slower
+
+
+AUTOLOG_FLAVORS = ("sklearn", "xgboost", "lightgbm")
+
+
+def enable_autolog(flavors: Sequence[str]) -> list[str]:
+    """Turn on MLflow autologging (params, metrics, no model artifacts: mlharbor logs models itself,
+    safely) for the given flavors that are installed; returns the flavors enabled."""
+    import importlib
+
+    enabled = []
+    for flavor in flavors:
+        framework = {"sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm"}[flavor]
+        try:
+            importlib.import_module(framework)
+            module = importlib.import_module(f"mlflow.{flavor}")
+        except ImportError:
+            continue
+        with _quiet():
+            module.autolog(log_models=False, log_datasets=False, silent=True)
+        enabled.append(flavor)
+    return enabled
+
+
+@contextmanager
+def fluent_run(tracking_uri: str, run_id: str) -> Iterator[None]:
+    """Make ``run_id`` MLflow's active run (what autologging writes to) for the block; mlharbor then
+    sets the run's final status itself."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.start_run(run_id=run_id)
+    try:
+        yield
+    finally:
+        mlflow.end_run()
+        mlflow.set_tracking_uri(previous)
 
 
 def save_pyfunc(path: Path, loader_module: str, data_path: Path, pip_requirements: list[str],

@@ -13,6 +13,7 @@ import builtins
 import hashlib
 import json
 import time
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from mlharbor.auth.audit import record
@@ -53,6 +54,7 @@ class ActiveRun:
         self._params: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self._steps: dict[str, int] = {}
+        self._fluent: AbstractContextManager[None] | None = None
         self.ended = False
 
     # --- logging (buffered) --------------------------------------------------------------------
@@ -144,10 +146,20 @@ class ActiveRun:
             self.ended = True
 
     def __enter__(self) -> ActiveRun:
+        if self._service.autologging:
+            from mlharbor.tracking.mlflow_adapter import fluent_run
+
+            self._fluent = fluent_run(self._service.adapter.tracking_uri, self.run_id)
+            self._fluent.__enter__()
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.end("FAILED" if exc_type is not None else "FINISHED")
+        fluent, self._fluent = self._fluent, None
+        try:
+            if fluent is not None:
+                fluent.__exit__(None, None, None)
+        finally:
+            self.end("FAILED" if exc_type is not None else "FINISHED")
 
 
 class TrackingService:
@@ -160,6 +172,23 @@ class TrackingService:
         self._ctx = ctx
         self._actor = actor
         self.adapter = adapter
+
+    @property
+    def autologging(self) -> bool:
+        return bool(self.adapter.autolog_flavors)
+
+    def autolog(self, flavors: tuple[str, ...] = ("sklearn", "xgboost", "lightgbm")) -> builtins.list[str]:
+        """Log params and training metrics of scikit-learn, XGBoost and LightGBM fits made inside
+        ``start_run`` blocks (the installed ones; models are not autologged: ``ws.models.log_model``
+        packages them safely). Returns the flavors enabled."""
+        from mlharbor.tracking.mlflow_adapter import AUTOLOG_FLAVORS, enable_autolog
+
+        unknown = sorted(set(flavors) - set(AUTOLOG_FLAVORS))
+        if unknown:
+            raise InvalidArgument(f"no autologging for {unknown}; use {', '.join(AUTOLOG_FLAVORS)}")
+        enabled = enable_autolog(flavors)
+        self.adapter.autolog_flavors.update(enabled)
+        return enabled
 
     @property
     def environment(self) -> Any:
