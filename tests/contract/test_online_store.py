@@ -608,6 +608,34 @@ def test_online_store_for_sqlite_uri(tmp_path: Path) -> None:
         online_store_for(f"sqlite:///{tmp_path}/x.db", colour="blue")
 
 
+def test_sqlite_page_size_applies_to_new_files_only(tmp_path: Path) -> None:
+    import sqlite3
+
+    from mlharbor.features.online.sqlite import SQLiteOnlineStore
+
+    def page_size(path: Path) -> int:
+        conn = sqlite3.connect(path)
+        try:
+            return int(conn.execute("PRAGMA page_size").fetchone()[0])
+        finally:
+            conn.close()
+
+    rows = pa.table({"driver_id": [3, 1, 2], "rating": [4.5, 4.0, 3.5], "trips": [1, 2, 3], "zone": ["a", "b", "c"]})
+    with SQLiteOnlineStore(tmp_path / "new.db") as store:
+        store.ensure_table(DRIVERS)
+    assert page_size(tmp_path / "new.db") == 1024
+    with SQLiteOnlineStore(tmp_path / "old.db", page_size=4096) as store:  # a file made with 4 KiB pages
+        store.ensure_table(DRIVERS)
+        store.write(DRIVERS.name, rows)
+    with SQLiteOnlineStore(tmp_path / "old.db") as store:  # keeps its pages and its rows
+        store.write(DRIVERS.name, pa.table({**{c: rows.column(c) for c in rows.column_names}, "trips": [7, 8, 9]}))
+        got = store.read([OnlineRead(DRIVERS.name, pa.table({"driver_id": [1, 2, 3, 4]}), ["trips"])])[0]
+    assert got.column("trips").to_pylist() == [8, 9, 7, None]
+    assert page_size(tmp_path / "old.db") == 4096
+    with pytest.raises(InvalidArgument, match="page_size"):
+        online_store_for(f"sqlite:///{tmp_path}/x.db", page_size=3000)
+
+
 def test_online_store_for_redis_uri_needs_no_connection() -> None:
     from mlharbor.features.online.redis import RedisOnlineStore
 
