@@ -82,6 +82,7 @@ def test_features_are_looked_up_with_the_models_spec(ws: Workspace) -> None:
     frame = training.load_df().to_pandas()
     model = LogisticRegression().fit(frame[["score"]], frame["y"])
     v = ws.models.log_model(model, MODEL, training_set=training, description="spec").version
+    assert ws.features.get_table("dev.features.ent").models == [f"{MODEL} v{v}"]  # which models use it
     result = ws.evaluate(MODEL, labels, "y", "classification", version=v)  # no feature column in the data
     assert result.rows == 200 and result.metrics["accuracy"] > 0.8
 

@@ -67,7 +67,8 @@ def describe(
     grid.add_column(style="bold")
     grid.add_column()
     for key in ("name", "description", "primary_keys", "timestamp_keys", "features", "owner", "tags", "version",
-                "num_rows", "latest_timestamp", "last_write", "online", "source_tables", "used_by", "created_at"):
+                "num_rows", "latest_timestamp", "last_write", "online", "source_tables", "used_by", "models",
+                "created_at"):
         value = record.get(key)
         if key == "online":
             value = "not published" if not value else (

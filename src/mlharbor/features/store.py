@@ -8,7 +8,7 @@ live in the table's catalog properties; data lives in Delta like every table.
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +49,9 @@ class FeatureTable:
     latest_timestamp: datetime | None
     last_write: datetime | None
     created_at: datetime
-    used_by: list[str]
+    used_by: list[str]  # tables (training sets, derived tables) written from it
     online: dict[str, Any] | None = None  # store, version and time last published, TTL
+    models: list[str] = field(default_factory=list)  # model versions trained on it: "dev.ml.churn v3"
 
 
 def _keys_of(info: TableInfo) -> tuple[list[str], list[str]]:
@@ -158,14 +159,17 @@ class FeatureStore:
             q = self._tables.sql(f"SELECT max({_quote(tks[0])}) AS t FROM {d.info.name}")
             latest = q.column("t")[0].as_py()
         history = self._tables.history(name, limit=1)
-        used_by = sorted({e.target.name for e in self._tables.lineage(d.info.name) if e.source.name == d.info.name})
+        downstream = [e for e in self._tables.lineage(d.info.name) if e.source.name == d.info.name]
+        used_by = sorted({e.target.name for e in downstream if e.target.kind != "model"})
+        models = sorted({f"{e.target.name} v{e.target.version}" for e in downstream if e.target.kind == "model"},
+                        key=lambda m: (m.rsplit(" v", 1)[0], int(m.rsplit(" v", 1)[1] or 0)))
         return FeatureTable(
             name=d.info.name, primary_keys=pks, timestamp_keys=tks,
             features=[c for c in d.schema.names if c not in pks and c not in tks],
             description=d.info.comment, tags=d.info.tags, owner=d.info.owner, schema=d.schema,
             version=d.version, num_rows=d.num_rows, source_tables=list(d.info.properties.get("source_tables", [])),
             latest_timestamp=latest, last_write=history[0].timestamp if history else None,
-            created_at=d.info.created_at, used_by=used_by, online=d.info.properties.get("online"),
+            created_at=d.info.created_at, used_by=used_by, online=d.info.properties.get("online"), models=models,
         )
 
     def list_tables(self, catalog: str | None = None, schema: str | None = None) -> builtins.list[TableInfo]:
