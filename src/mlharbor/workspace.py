@@ -27,6 +27,7 @@ from mlharbor.lineage.service import LineageService
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from mlharbor.client.models import RestModels
     from mlharbor.evaluation import EvaluationResult
     from mlharbor.features.online import OnlineStore
     from mlharbor.lake.base import TableStore
@@ -133,7 +134,8 @@ class Workspace:
 
     def __init__(self, tables: Tables, access: Access, features: FeatureStore, settings: Settings | None = None,
                  services: Services | None = None, actor: Actor | None = None,
-                 url: str | None = None, on_close: Callable[[], None] | None = None) -> None:
+                 url: str | None = None, on_close: Callable[[], None] | None = None,
+                 models: RestModels | None = None) -> None:
         self.tables = tables
         self.access = access
         self.features = features
@@ -142,6 +144,7 @@ class Workspace:
         self.actor = actor
         self.url = url
         self._on_close = on_close
+        self._models = models
 
     @classmethod
     def open(cls, path: str | Path | None = None, target: str | None = None,
@@ -171,12 +174,12 @@ class Workspace:
     @classmethod
     def connect(cls, url: str, token: str | None = None, timeout: float = 60.0) -> Workspace:
         """Use a ``mlharbor server`` at ``url`` with an API token (default: ``$MLHARBOR_TOKEN``)."""
-        from mlharbor.client import RestAccess, RestClient, RestFunctions, RestOnline, RestTables
+        from mlharbor.client import RestAccess, RestClient, RestFunctions, RestModels, RestOnline, RestTables
 
         client = RestClient(url, token=token, timeout=timeout)
         tables = Tables(RestTables(client))
         features = FeatureStore(tables, RestFunctions(client), RestOnline(client))
-        return cls(tables, RestAccess(client), features, url=url, on_close=client.close)
+        return cls(tables, RestAccess(client), features, url=url, on_close=client.close, models=RestModels(client))
 
     @property
     def services(self) -> Services:
@@ -190,8 +193,11 @@ class Workspace:
         return self.services.tracking(self._local_actor())
 
     @property
-    def models(self) -> ModelStore:
-        """Log and load models; versions, stages, transition requests, approvals, rollback."""
+    def models(self) -> ModelStore | RestModels:
+        """Log and load models; versions, stages, transition requests, approvals, rollback (through the
+        server's registry routes on a connected workspace, which cannot log or load models yet)."""
+        if self._models is not None:
+            return self._models
         return self.services.models(self._local_actor())
 
     def evaluate(self, model_uri: str, data: Any, label: str, problem_type: str, *,
@@ -206,15 +212,16 @@ class Workspace:
         MLflow and stored on the version. See :mod:`mlharbor.registry.evaluate`."""
         from mlharbor.registry.evaluate import evaluate_model
 
-        return evaluate_model(self.models, self.features, self.tables, model_uri, data, label, problem_type,
+        models = self.services.models(self._local_actor())
+        return evaluate_model(models, self.features, self.tables, model_uri, data, label, problem_type,
                               version=version, slices=slices, thresholds=thresholds, baseline=baseline,
                               custom_metrics=custom_metrics, sensitive_columns=sensitive_columns,
                               min_slice_rows=min_slice_rows, store=store)
 
     def _local_actor(self) -> Actor:
         if self.actor is None:
-            raise InvalidArgument("tracking and the model registry are not available through Workspace.connect "
-                                  "yet; open the workspace directly (Workspace.open) or use MLflow's own client")
+            raise InvalidArgument("tracking and evaluation are not available through Workspace.connect yet; "
+                                  "open the workspace directly (Workspace.open) or use MLflow's own client")
         return self.actor
 
     @property

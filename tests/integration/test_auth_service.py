@@ -91,7 +91,8 @@ def test_default_policy(auth: AuthService, role: Role, env: str, expected: set[s
 
 def test_roles_are_per_environment(auth: AuthService) -> None:
     carol = _user(auth, "carol", Role.ML_ENGINEER, ["staging"])
-    assert auth.permissions(carol, Environment.STAGING) == {Permission.READ, Permission.WRITE}
+    assert auth.permissions(carol, Environment.STAGING) == {Permission.READ, Permission.WRITE, Permission.REQUEST,
+                                                            Permission.APPROVE}
     assert auth.permissions(carol, Environment.PROD) == frozenset()
 
 

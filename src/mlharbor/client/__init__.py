@@ -3,6 +3,7 @@
 from mlharbor.client.access import RestAccess
 from mlharbor.client.features import RestFunctions, RestOnline
 from mlharbor.client.http import RestClient
+from mlharbor.client.models import RestModels, RestWebhooks
 from mlharbor.client.tables import RestTables
 
-__all__ = ["RestAccess", "RestClient", "RestFunctions", "RestOnline", "RestTables"]
+__all__ = ["RestAccess", "RestClient", "RestFunctions", "RestModels", "RestOnline", "RestTables", "RestWebhooks"]

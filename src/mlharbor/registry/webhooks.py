@@ -43,7 +43,11 @@ def check_destination(url: str, allow_private: bool) -> None:
     ones are allowed)."""
     if not isinstance(url, str) or len(url) > MAX_URL:
         raise InvalidArgument(f"a webhook URL is a string of at most {MAX_URL} characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a malformed IPv6 host, a port out of range, invalid characters
+        raise InvalidArgument(f"webhook URL {url!r} is malformed: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidArgument(f"webhook URL {url!r} must be http:// or https:// with a host")
     if parts.username or parts.password:
@@ -51,7 +55,7 @@ def check_destination(url: str, allow_private: bool) -> None:
     if allow_private:
         return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        infos = socket.getaddrinfo(parts.hostname, port or (443 if parts.scheme == "https" else 80))
     except (OSError, UnicodeError) as exc:
         raise InvalidArgument(f"webhook host {parts.hostname!r} does not resolve: {exc}") from None
     for info in infos:
