@@ -273,3 +273,26 @@ def test_infra_validation_runs_in_a_fresh_process(ws: Workspace, home: Path) -> 
     report = ws.models.run_checks(MODEL, mv.version)
     infra = next(r for r in report["results"] if r["name"] == "loads_and_predicts")
     assert not infra["passed"] and "pickle" in infra["detail"]
+
+
+@pytest.mark.parametrize("framework", ["xgboost", "lightgbm"])
+def test_boosting_models_use_their_native_formats(ws: Workspace, framework: str) -> None:
+    x, y = frame(200)
+    if framework == "xgboost":
+        import xgboost
+
+        model = xgboost.XGBClassifier(n_estimators=8, max_depth=3).fit(x, y)
+        expected_file = "data/payload/model.json"
+    else:
+        import lightgbm
+
+        model = lightgbm.LGBMClassifier(n_estimators=8, verbose=-1).fit(x, y)
+        expected_file = "data/payload/model.txt"
+    mv = ws.models.log_model(model, MODEL, input_example=x.head(3), description=framework)
+    assert mv.flavor == framework and mv.tags["mlharbor.serialization"] == framework
+    assert expected_file in mv.manifest and not any(f.endswith((".pkl", ".skops")) for f in mv.manifest)
+    assert any(p.split("==")[0] in (framework, f"{framework}-cpu") for p in mv.tags["mlharbor.requirements"].split())
+    loaded = ws.models.load_model(MODEL, mv.version)
+    assert list(loaded.predict(x.head(20))) == list(model.predict(x.head(20)))
+    assert np.allclose(loaded.model.predict_proba(x.head(20)), model.predict_proba(x.head(20)), atol=1e-6)
+    assert ws.models.run_checks(MODEL, mv.version)["passed"] is True  # loads and predicts in a fresh process

@@ -40,7 +40,7 @@ class PackagedFolder:
 
 
 def _model_flavor(modules: list[str]) -> str:
-    for known in ("sklearn", "xgboost", "lightgbm"):
+    for known in ("xgboost", "lightgbm", "sklearn"):  # boosting wrappers also inherit sklearn classes
         if known in modules:
             return known
     return modules[0] if modules else "python"

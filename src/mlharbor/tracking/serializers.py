@@ -1,5 +1,9 @@
 """How model objects are written to and read from files, safest format first.
 
+* XGBoost (``XGBClassifier``/``XGBRegressor``/``XGBRanker``, ``Booster``): XGBoost's own JSON model
+  format; loading instantiates a class from the ``xgboost`` package only.
+* LightGBM (``LGBMClassifier``/``LGBMRegressor``, ``Booster``): LightGBM's text model format, loaded as a
+  ``Booster`` behind a small adapter that answers ``predict``/``predict_proba`` like the wrapper did.
 * scikit-learn (estimators, pipelines): **skops** — loading never runs arbitrary code; the types a
   file may construct beyond skops' defaults are recorded when the model is logged (only types from
   scikit-learn, NumPy and SciPy are accepted there), and loading trusts exactly those.
@@ -75,6 +79,93 @@ class SkopsSerializer(Serializer):
         return sio.load(path, trusted=trusted)
 
 
+class XGBoostSerializer(Serializer):
+    name = "xgboost"
+    safe = True
+    distributions = ("xgboost",)
+    FILE = "model.json"
+
+    @classmethod
+    def handles(cls, modules: list[str]) -> bool:
+        return "xgboost" in modules
+
+    def dump(self, model: Any, data_dir: Path) -> dict[str, Any]:
+        cls_ = type(model)
+        if not cls_.__module__.startswith("xgboost."):
+            raise InvalidArgument(f"{cls_.__qualname__} wraps XGBoost; log the XGBoost model itself")
+        model.save_model(str(data_dir / self.FILE))
+        return {"file": self.FILE, "class": f"{cls_.__module__}:{cls_.__qualname__}"}
+
+    def load(self, data_dir: Path, meta: dict[str, Any]) -> Any:
+        import importlib
+
+        module_name, _, qualname = str(meta["class"]).partition(":")
+        if not module_name.startswith("xgboost.") or "." in qualname:
+            raise PermissionDenied(f"refusing to construct {meta['class']!r}: not an XGBoost model class")
+        model = getattr(importlib.import_module(module_name), qualname)()
+        model.load_model(str(data_dir / str(meta["file"])))
+        if qualname == "Booster":
+            return _XGBoosterAdapter(model)
+        return model
+
+
+class _XGBoosterAdapter:
+    """A raw XGBoost Booster answering ``predict(frame)`` (it wants a DMatrix)."""
+
+    def __init__(self, booster: Any) -> None:
+        self.booster = booster
+
+    def predict(self, frame: Any) -> Any:
+        import xgboost
+
+        return self.booster.predict(xgboost.DMatrix(frame))
+
+
+class LightGBMSerializer(Serializer):
+    name = "lightgbm"
+    safe = True
+    distributions = ("lightgbm",)
+    FILE = "model.txt"
+
+    @classmethod
+    def handles(cls, modules: list[str]) -> bool:
+        return "lightgbm" in modules
+
+    def dump(self, model: Any, data_dir: Path) -> dict[str, Any]:
+        booster = getattr(model, "booster_", model)
+        booster.save_model(str(data_dir / self.FILE))
+        classes = getattr(model, "classes_", None)
+        kind = "classifier" if classes is not None else ("regressor" if booster is not model else "booster")
+        return {"file": self.FILE, "kind": kind,
+                "classes": None if classes is None else [c.item() if hasattr(c, "item") else c for c in classes]}
+
+    def load(self, data_dir: Path, meta: dict[str, Any]) -> Any:
+        import lightgbm
+
+        booster = lightgbm.Booster(model_file=str(data_dir / str(meta["file"])))
+        return _LightGBMAdapter(booster, str(meta.get("kind", "booster")), meta.get("classes"))
+
+
+class _LightGBMAdapter:
+    """A LightGBM Booster that answers like the scikit-learn wrapper it was saved from."""
+
+    def __init__(self, booster: Any, kind: str, classes: list[Any] | None) -> None:
+        self.booster, self.kind, self.classes_ = booster, kind, classes
+
+    def predict_proba(self, frame: Any) -> Any:
+        import numpy as np
+
+        raw = np.asarray(self.booster.predict(frame))
+        return np.column_stack([1 - raw, raw]) if raw.ndim == 1 else raw
+
+    def predict(self, frame: Any) -> Any:
+        import numpy as np
+
+        if self.kind != "classifier" or self.classes_ is None:
+            return self.booster.predict(frame)
+        return np.asarray(self.classes_)[np.argmax(self.predict_proba(frame), axis=1)]
+
+
 class PickleSerializer(Serializer):
     name = "pickle"
     safe = False
@@ -94,7 +185,8 @@ class PickleSerializer(Serializer):
             return pickle.load(fh)  # only reached when the policy allows pickle models
 
 
-SERIALIZERS: tuple[type[Serializer], ...] = (SkopsSerializer, PickleSerializer)
+# Native formats first: XGBoost's and LightGBM's scikit-learn wrappers also come from sklearn classes.
+SERIALIZERS: tuple[type[Serializer], ...] = (XGBoostSerializer, LightGBMSerializer, SkopsSerializer, PickleSerializer)
 
 
 def serializer_for(modules: list[str], allow_pickle: bool) -> Serializer:
@@ -103,8 +195,8 @@ def serializer_for(modules: list[str], allow_pickle: bool) -> Serializer:
         if cls.handles(modules) and (cls.safe or allow_pickle):
             return cls()
     raise InvalidArgument(
-        f"no safe format is known for a model from {', '.join(modules) or 'builtins'}: log a scikit-learn "
-        "model, or allow pickle-based models in the workspace policy ([policy] allow_pickle_models = true)")
+        f"no safe format is known for a model from {', '.join(modules) or 'builtins'}: log a scikit-learn, "
+        "XGBoost or LightGBM model, or allow pickle-based models in the workspace policy ([policy] allow_pickle_models = true)")
 
 
 def serializer_named(name: str, allow_pickle: bool) -> Serializer:
