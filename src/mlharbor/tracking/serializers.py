@@ -196,7 +196,8 @@ def serializer_for(modules: list[str], allow_pickle: bool) -> Serializer:
             return cls()
     raise InvalidArgument(
         f"no safe format is known for a model from {', '.join(modules) or 'builtins'}: log a scikit-learn, "
-        "XGBoost or LightGBM model, or allow pickle-based models in the workspace policy ([policy] allow_pickle_models = true)")
+        "XGBoost or LightGBM model, or allow pickle-based models in the workspace policy "
+        "([policy] allow_pickle_models = true)")
 
 
 def serializer_named(name: str, allow_pickle: bool) -> Serializer:
