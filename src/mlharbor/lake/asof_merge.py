@@ -70,12 +70,12 @@ def merge_asof(labels: Side, features: Side, rank_count: int, lookback: int | No
     order, queries = _queries(labels, t_min, t_max, layout)
     if not len(order):
         return found
-    buckets = layout.buckets(ranks, _offsets(times, t_min))
-    if rank_count <= 2 * len(buckets) + 1024:
-        buckets, usable = _prune(buckets, ranks, usable, order, queries, layout, rank_count)
-        if not len(buckets):
+    offsets = layout.times(_offsets(times, t_min))
+    if rank_count <= 2 * len(ranks) + 1024:
+        ranks, offsets, usable = _prune(ranks, offsets, usable, queries, layout, rank_count)
+        if not len(ranks):
             return found
-    codes = layout.codes(buckets, usable)
+    codes = layout.codes(ranks, offsets, usable)
     codes.sort()
     if layout.shift:
         _sort_buckets(codes, features.times, layout.position_bits)
@@ -92,6 +92,8 @@ def _usable(side: Side) -> np.ndarray | None:
     """Positions of the rows with a rank and a time (None: all rows)."""
     import numpy as np
 
+    if side.valid is None and (not len(side.ranks) or side.ranks.min() >= 0):
+        return None
     usable = side.ranks >= 0
     if side.valid is not None:
         usable &= side.valid
@@ -123,23 +125,24 @@ class _Layout:
             return None
         return cls(span.bit_length() - shift, position_bits, shift, span)
 
-    def buckets(self, ranks: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """``rank << time_bits | offset >> shift`` from unsigned ``offsets`` (at most ``span``; overwritten)."""
+    def times(self, offsets: np.ndarray) -> np.ndarray:
+        """Unsigned time ``offsets`` (at most ``span``) without their low ``shift`` bits, as int64, in place."""
         import numpy as np
 
         if self.shift:
             offsets >>= np.uint64(self.shift)
-        buckets = ranks << self.time_bits
-        buckets |= offsets.view(np.int64)
-        return buckets
+        return offsets.view(np.int64)
 
-    def codes(self, buckets: np.ndarray, positions: np.ndarray | None) -> np.ndarray:
-        """``bucket << position_bits | position``, in place (``positions`` None: 0 to n-1)."""
+    def codes(self, ranks: np.ndarray, times: np.ndarray, positions: np.ndarray | None) -> np.ndarray:
+        """``rank << (time_bits + position_bits) | time << position_bits | position`` (``times`` are
+        overwritten; ``positions`` None: 0 to n-1)."""
         import numpy as np
 
-        buckets <<= self.position_bits
-        buckets |= np.arange(len(buckets), dtype=np.int64) if positions is None else positions
-        return buckets
+        codes = ranks << (self.time_bits + self.position_bits)
+        times <<= self.position_bits
+        codes |= times
+        codes |= np.arange(len(codes), dtype=np.int64) if positions is None else positions
+        return codes
 
 
 def _queries(labels: Side, t_min: int, t_max: int, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +155,8 @@ def _queries(labels: Side, t_min: int, t_max: int, layout: _Layout) -> tuple[np.
         wanted &= labels.valid
     rows = np.flatnonzero(wanted)
     offsets = np.minimum(_offsets(labels.times[rows], t_min), np.uint64(t_max - t_min))
-    queries = layout.buckets(labels.ranks[rows], offsets)
+    queries = labels.ranks[rows] << layout.time_bits
+    queries |= layout.times(offsets)
     row_bits = max(len(rows) - 1, 0).bit_length()
     if row_bits > layout.position_bits:  # no room below the query: argsort
         order = np.argsort(queries)
@@ -166,27 +170,29 @@ def _queries(labels: Side, t_min: int, t_max: int, layout: _Layout) -> tuple[np.
 
 
 def _prune(
-    buckets: np.ndarray,
     ranks: np.ndarray,
+    times: np.ndarray,
     positions: np.ndarray | None,
-    order: np.ndarray,
     queries: np.ndarray,
     layout: _Layout,
     rank_count: int,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Drop the feature rows later than every label row of their rank, when a sample says most are."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Drop the feature rows later than every label row of their rank, when a sample says most are.
+
+    ``times`` are the rows' (shifted) time offsets, ``queries`` the sorted label queries.
+    """
     import numpy as np
 
-    latest = np.full(rank_count, -1, dtype=np.int64)  # per rank, the largest query (-1: no label row)
+    # per rank, the time of its latest query (-1: no label row); a narrow table gathers faster
+    latest = np.full(rank_count, -1, dtype=np.int32 if layout.time_bits < 32 else np.int64)
     query_ranks = queries >> layout.time_bits
     last = np.flatnonzero(np.append(query_ranks[1:] != query_ranks[:-1], True))  # queries are sorted
-    latest[query_ranks[last]] = queries[last]
-    step = max(1, len(buckets) // _SAMPLE)
-    sample = slice(None, None, step)
-    if np.count_nonzero(buckets[sample] <= latest[ranks[sample]]) >= PRUNE_BELOW * len(buckets[sample]):
-        return buckets, positions
-    kept = np.flatnonzero(buckets <= latest[ranks])
-    return buckets[kept], kept if positions is None else positions[kept]
+    latest[query_ranks[last]] = queries[last] & ((1 << layout.time_bits) - 1)
+    sample = slice(None, None, max(1, len(ranks) // _SAMPLE))
+    if np.count_nonzero(times[sample] <= latest[ranks[sample]]) >= PRUNE_BELOW * len(times[sample]):
+        return ranks, times, positions
+    kept = np.flatnonzero(times <= latest[ranks])
+    return ranks[kept], times[kept], kept if positions is None else positions[kept]
 
 
 def _sort_buckets(codes: np.ndarray, feature_time: np.ndarray, position_bits: int) -> None:

@@ -25,6 +25,8 @@ streams and spills).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,7 @@ from mlharbor.lake.native_scan import local_parquet_files, total_size
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
+    import pyarrow.dataset as pads
 
     from mlharbor.lake.asof_query import SourcePlan
 
@@ -72,7 +75,22 @@ def sorted_lookup(labels: pa.Table, plan: SourcePlan) -> SortedLookup | None:
 
     if not ENABLED or not _takes(labels, plan):
         return None
-    data = _read(plan)
+    join_columns = [*plan.keys, *filter(None, [plan.timestamp])]
+    outputs = [f for f, _ in plan.outputs if f not in join_columns]
+    if isinstance(plan.data, pa.Table):
+        return _lookup(labels, plan, plan.data, lambda: plan.data)
+    # the feature columns are read on a second thread while the keys and times are matched
+    with ThreadPoolExecutor(1, thread_name_prefix="mlharbor-asof-read") as pool:
+        later = pool.submit(_read, plan.data, outputs)
+        return _lookup(labels, plan, _read(plan.data, join_columns), later.result)
+
+
+def _lookup(
+    labels: pa.Table, plan: SourcePlan, data: pa.Table, features: Callable[[], pa.Table]
+) -> SortedLookup | None:
+    """Match on ``data`` (keys and time), then take the outputs from ``features()`` (same rows)."""
+    import pyarrow as pa
+
     try:
         keys = _ranks(labels, data, plan)
         times = _times(labels, data, plan)
@@ -85,10 +103,10 @@ def sorted_lookup(labels: pa.Table, plan: SourcePlan) -> SortedLookup | None:
                            Side(keys.features, feature_time, feature_valid), keys.count, plan.lookback)
     if positions is None:
         return None
-    return _take(data, plan, positions)
+    return _take(data, features(), plan, positions)
 
 
-def _take(data: pa.Table, plan: SourcePlan, positions: np.ndarray) -> SortedLookup:
+def _take(data: pa.Table, features: pa.Table, plan: SourcePlan, positions: np.ndarray) -> SortedLookup:
     """The output columns at ``positions`` (-1: null)."""
     import numpy as np
     import pyarrow as pa
@@ -100,7 +118,7 @@ def _take(data: pa.Table, plan: SourcePlan, positions: np.ndarray) -> SortedLook
     mask = pa.array(matched, pa.bool_())
     columns = {}
     for feature, output in plan.outputs:
-        column = data.column(feature).take(rows)
+        column = (features if feature in features.column_names else data).column(feature).take(rows)
         columns[output] = column if matched.all() else pc.if_else(mask, column, pa.scalar(None, column.type))
     return SortedLookup(columns, mask)
 
@@ -140,15 +158,10 @@ def _key_kind(t: pa.DataType) -> str:
     return "other"
 
 
-def _read(plan: SourcePlan) -> pa.Table:
-    """The columns the join needs, in scan order (a dataset's files in order, rows in order)."""
-    import pyarrow as pa
-
-    names = list(dict.fromkeys([*plan.keys, *filter(None, [plan.timestamp]), *(f for f, _ in plan.outputs)]))
-    if isinstance(plan.data, pa.Table):
-        return plan.data.select(names)
+def _read(data: pads.Dataset, columns: list[str]) -> pa.Table:
+    """``columns`` of a dataset in scan order (its files in order, their rows in order)."""
     # batches as large as the row groups: taking from a column of few chunks is markedly faster
-    return plan.data.to_table(columns=names, batch_size=2**30)
+    return data.to_table(columns=columns, batch_size=2**30)
 
 
 # -- keys and times as integers -----------------------------------------------------------------
@@ -200,14 +213,16 @@ def _column_ranks(label: pa.ChunkedArray, feature: pa.ChunkedArray) -> tuple[np.
         present = values if valid is None else values[valid]
         low, high = (int(present.min()), int(present.max())) if len(present) else (0, -1)
         if high - low < 2**RANK_OFFSET_BITS:
+            # keys from 0 up are their own ranks when an offset would not save a bit: no copy
+            base = 0 if low >= 0 and high.bit_length() == (high - low).bit_length() else low
             ours, label_valid = _int64(label)
             outside = (ours < low) | (ours > high)  # compared before subtracting: no overflow
             if label_valid is not None:
                 outside |= ~label_valid
-            theirs = values - low
+            theirs = values - base if base or valid is not None else values
             if valid is not None:
                 theirs[~valid] = -1
-            return np.where(outside, -1, ours - low), theirs, high - low + 1
+            return np.where(outside, -1, ours - base), theirs, high - base + 1
     distinct = pc.unique(label).drop_null()
     ranks = [pc.index_in(side, value_set=distinct) for side in (label, feature)]
     label_rank, feature_rank = (pc.fill_null(pc.cast(r, pa.int64()), -1).to_numpy() for r in ranks)
