@@ -114,7 +114,6 @@ class _Layout:
     time_bits: int  # after the shift
     position_bits: int
     shift: int  # low bits of the time offset dropped
-    span: int  # latest feature time - earliest
 
     @classmethod
     def fit(cls, rank_bits: int, span: int, rows: int) -> _Layout | None:
@@ -123,10 +122,11 @@ class _Layout:
         shift = max(0, rank_bits + span.bit_length() + position_bits - CODE_BITS)
         if shift > span.bit_length():
             return None
-        return cls(span.bit_length() - shift, position_bits, shift, span)
+        return cls(span.bit_length() - shift, position_bits, shift)
 
     def times(self, offsets: np.ndarray) -> np.ndarray:
-        """Unsigned time ``offsets`` (at most ``span``) without their low ``shift`` bits, as int64, in place."""
+        """Unsigned time ``offsets`` (at most the span ``fit`` was given) without their low ``shift``
+        bits, as int64, in place."""
         import numpy as np
 
         if self.shift:
