@@ -70,15 +70,15 @@ def merge_asof(labels: Side, features: Side, rank_count: int, lookback: int | No
     order, queries = _queries(labels, t_min, t_max, layout)
     if not len(order):
         return found
-    offsets = layout.times(_offsets(times, t_min))
+    private = False  # whether ranks and times are copies this function may overwrite
     if rank_count <= 2 * len(ranks) + 1024:
-        ranks, offsets, usable = _prune(ranks, offsets, usable, queries, layout, rank_count)
+        ranks, times, usable, private = _prune(ranks, times, usable, labels, order, rank_count)
         if not len(ranks):
             return found
-    codes = layout.codes(ranks, offsets, usable)
+    codes, scratch = layout.codes(ranks, layout.times(_offsets(times, t_min, private)), usable, private)
     codes.sort()
     if layout.shift:
-        _sort_buckets(codes, features.times, layout.position_bits)
+        _sort_buckets(codes, features.times, layout.position_bits, scratch)
     found[order] = _search(codes, queries, labels.times[order], features.times, layout)
     if lookback is not None and lookback < 2**64:
         hit = np.flatnonzero(found >= 0)
@@ -100,11 +100,12 @@ def _usable(side: Side) -> np.ndarray | None:
     return None if usable.all() else np.flatnonzero(usable)
 
 
-def _offsets(times: np.ndarray, t_min: int) -> np.ndarray:
+def _offsets(times: np.ndarray, t_min: int, in_place: bool = False) -> np.ndarray:
     """``times - t_min`` as uint64: exact for times at or after ``t_min``, even past int64's range."""
     import numpy as np
 
-    return times.view(np.uint64) - np.uint64(t_min % 2**64)
+    unsigned = times.view(np.uint64)
+    return np.subtract(unsigned, np.uint64(t_min % 2**64), out=unsigned if in_place else None)
 
 
 @dataclass(frozen=True)
@@ -133,16 +134,19 @@ class _Layout:
             offsets >>= np.uint64(self.shift)
         return offsets.view(np.int64)
 
-    def codes(self, ranks: np.ndarray, times: np.ndarray, positions: np.ndarray | None) -> np.ndarray:
-        """``rank << (time_bits + position_bits) | time << position_bits | position`` (``times`` are
-        overwritten; ``positions`` None: 0 to n-1)."""
+    def codes(
+        self, ranks: np.ndarray, times: np.ndarray, positions: np.ndarray | None, private: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``rank << (time_bits + position_bits) | time << position_bits | position`` (``positions``
+        None: 0 to n-1), built in ``times``, and a scratch array of the same size (``ranks`` itself
+        when ``private``). Fresh arrays cost page faults as well as a pass: they are avoided."""
         import numpy as np
 
-        codes = ranks << (self.time_bits + self.position_bits)
+        shifted = np.left_shift(ranks, self.time_bits + self.position_bits, out=ranks if private else None)
         times <<= self.position_bits
-        codes |= times
-        codes |= np.arange(len(codes), dtype=np.int64) if positions is None else positions
-        return codes
+        times |= shifted
+        times |= np.arange(len(times), dtype=np.int64) if positions is None else positions
+        return times, shifted
 
 
 def _queries(labels: Side, t_min: int, t_max: int, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -173,33 +177,31 @@ def _prune(
     ranks: np.ndarray,
     times: np.ndarray,
     positions: np.ndarray | None,
-    queries: np.ndarray,
-    layout: _Layout,
+    labels: Side,
+    wanted: np.ndarray,
     rank_count: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool]:
     """Drop the feature rows later than every label row of their rank, when a sample says most are.
 
-    ``times`` are the rows' (shifted) time offsets, ``queries`` the sorted label queries.
+    ``wanted`` are the label rows that can match. Returns the rows' ranks, times and positions, and
+    whether the first two are fresh copies.
     """
     import numpy as np
 
-    # per rank, the time of its latest query (-1: no label row); a narrow table gathers faster
-    latest = np.full(rank_count, -1, dtype=np.int32 if layout.time_bits < 32 else np.int64)
-    query_ranks = queries >> layout.time_bits
-    last = np.flatnonzero(np.append(query_ranks[1:] != query_ranks[:-1], True))  # queries are sorted
-    latest[query_ranks[last]] = queries[last] & ((1 << layout.time_bits) - 1)
+    latest = np.full(rank_count, np.iinfo(np.int64).min, dtype=np.int64)  # per rank, its latest label
+    np.maximum.at(latest, labels.ranks[wanted], labels.times[wanted])
     sample = slice(None, None, max(1, len(ranks) // _SAMPLE))
     if np.count_nonzero(times[sample] <= latest[ranks[sample]]) >= PRUNE_BELOW * len(times[sample]):
-        return ranks, times, positions
+        return ranks, times, positions, False
     kept = np.flatnonzero(times <= latest[ranks])
-    return ranks[kept], times[kept], kept if positions is None else positions[kept]
+    return ranks[kept], times[kept], kept if positions is None else positions[kept], True
 
 
-def _sort_buckets(codes: np.ndarray, feature_time: np.ndarray, position_bits: int) -> None:
+def _sort_buckets(codes: np.ndarray, feature_time: np.ndarray, position_bits: int, scratch: np.ndarray) -> None:
     """Re-sort, in place, the rows of coarse buckets holding several rows by (exact time, position)."""
     import numpy as np
 
-    buckets = codes >> position_bits
+    buckets = np.right_shift(codes, position_bits, out=scratch)
     shared = np.flatnonzero(buckets[1:] == buckets[:-1])
     if not len(shared):
         return
