@@ -1,4 +1,8 @@
-"""Point-in-time joins (``mlharbor.lake.asof``): each documented rule on small hand-made tables."""
+"""Point-in-time joins (``mlharbor.lake.asof``): each documented rule on small hand-made tables.
+
+Every test runs on each engine: the numpy sort-merge path (``mlharbor.lake.asof_sorted``), the same
+with codes so narrow that every time is coarsened, and DuckDB's ASOF query (``asof_query``).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlharbor.errors import InvalidArgument
-from mlharbor.lake import asof_query
+from mlharbor.lake import asof_merge, asof_query, asof_sorted
 from mlharbor.lake.asof import AsOfSource, asof_join
 from mlharbor.lake.duck import shared_pool
 
@@ -32,6 +36,19 @@ def at(*hours: float | None, unit: str = "us", tz: str | None = "UTC") -> pa.Arr
 
 def col(table: pa.Table, name: str) -> list[Any]:
     return table.column(name).to_pylist()
+
+
+@pytest.fixture(params=["sorted", "coarse", "duckdb"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The engine a test runs on: "coarse" leaves 12 bits per code, so times keep a few high bits."""
+    if request.param == "duckdb":
+        monkeypatch.setattr(asof_sorted, "ENABLED", False)
+    elif request.param == "coarse":
+        monkeypatch.setattr(asof_merge, "CODE_BITS", 12)
+    return str(request.param)
+
+
+pytestmark = pytest.mark.usefixtures("engine")
 
 
 @pytest.fixture(params=["arrow", "native"])
@@ -281,6 +298,7 @@ def test_a_filtered_dataset_is_streamed_in_scan_order(tmp_path: Path) -> None:
 # -- order-key encodings ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("engine", ["duckdb"], indirect=True)
 @pytest.mark.parametrize("spread", [1, 10**9], ids=["packed", "wide"])
 @pytest.mark.parametrize("key", [7, 2**40], ids=["narrowed-key", "bigint-key"])
 def test_every_order_key_encoding_gives_the_same_rows(
@@ -305,6 +323,7 @@ def test_every_order_key_encoding_gives_the_same_rows(
         assert used == [asof_query._Wide(frozenset({0}) if key == 7 else frozenset())]
 
 
+@pytest.mark.parametrize("engine", ["duckdb"], indirect=True)
 @pytest.mark.parametrize(
     ("unit", "seconds", "step"),
     [("us", 60, 60_000_000), ("ns", 3600, 3_600_000_000_000), ("ms", 86_400, 86_400_000_000), ("us", 1.0005, 1000)],

@@ -14,6 +14,9 @@ oracle compares the drawn integers while the engine sees zoned, unit-converted c
 
 Sources are tables or datasets of 1-3 Parquet files (ties across files), read as Arrow or by
 DuckDB's Parquet reader; keys are integers (some beyond INTEGER), strings or both, with nulls.
+
+Each problem runs on one engine: the numpy sort-merge path (``asof_sorted``), the same with codes
+of 12 to 24 bits (so times are coarsened into buckets that many rows share), or DuckDB's query.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlharbor.lake import asof_query
+from mlharbor.lake import asof_merge, asof_query, asof_sorted
 from mlharbor.lake.asof import AsOfSource, asof_join
 
 ZONES = [None, "UTC", "Asia/Tokyo", "America/New_York"]
@@ -73,6 +76,7 @@ class Problem:
     base: int  # seconds added to every time in "seconds" draws
     fine: bool
     native: bool  # datasets read by DuckDB's Parquet reader
+    engine: str  # "sorted", "duckdb", or "coarse:<bits per code>"
 
     def lookback(self, src: Source) -> timedelta | None:
         """A source's lookback: whole seconds, or whole ~32-year steps in "fine" draws."""
@@ -161,7 +165,8 @@ def problems(draw: st.DrawFn) -> Problem:
     srcs = [draw(sources(i, fine)) for i in range(draw(st.integers(1, 3)))]
     rows = [draw(label_rows(srcs, fine)) for _ in range(draw(st.integers(0, 12)))]
     rows += draw(st.lists(st.sampled_from(rows), max_size=4)) if rows else []  # duplicated label rows
-    return Problem(rows, srcs, base, fine, native=draw(st.booleans()))
+    engine = draw(st.sampled_from(["sorted", "duckdb", "coarse:12", "coarse:16", "coarse:24"]))
+    return Problem(rows, srcs, base, fine, native=draw(st.booleans()), engine=engine)
 
 
 # -- building the inputs ----------------------------------------------------------------------------
@@ -257,7 +262,14 @@ def _lookup(problem: Problem, src: Source, label: dict[str, Any], feature: str, 
 def test_asof_join_matches_the_oracle(problem: Problem) -> None:
     labels = label_table(problem)
     threshold = 0 if problem.native else asof_query.DEFAULT_NATIVE_MIN_BYTES
-    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(asof_query, "DEFAULT_NATIVE_MIN_BYTES", threshold):
+    enabled = problem.engine != "duckdb"
+    bits = int(problem.engine.split(":")[1]) if problem.engine.startswith("coarse") else asof_merge.CODE_BITS
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        mock.patch.object(asof_query, "DEFAULT_NATIVE_MIN_BYTES", threshold),
+        mock.patch.object(asof_sorted, "ENABLED", enabled),
+        mock.patch.object(asof_merge, "CODE_BITS", bits),
+    ):
         sources = [
             as_source(src, stored(src, feature_table(src, problem), Path(tmp), i), problem)
             for i, src in enumerate(problem.sources)

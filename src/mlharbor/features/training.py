@@ -4,8 +4,9 @@ Each label row gets, per lookup, the latest feature row whose timestamp is at or
 lookup time (inclusive), within the lookback window if one is given; no match gives null or the
 lookup's default. Label rows are never dropped or reordered, duplicates survive, and columns the
 input already has are not looked up (the input wins). A lookup on a time-series table without a
-``timestamp_lookup_key`` takes the latest row per key. The join runs in DuckDB
-(``mlharbor.lake.asof``) over the feature tables at pinned versions, which the spec records.
+``timestamp_lookup_key`` takes the latest row per key. The join (``mlharbor.lake.asof``: a numpy
+sort-merge for integer and string keys, DuckDB otherwise) reads the feature tables at pinned
+versions, which the spec records.
 """
 
 from __future__ import annotations

@@ -1,11 +1,17 @@
 """Point-in-time (as-of) joins: the engine behind training sets.
 
 ``asof_join(labels, sources)`` gives every label row, per :class:`AsOfSource`, the feature row that
-was current at the label's lookup time. It runs one DuckDB ``ASOF LEFT JOIN`` per source, chained in
-one query on a locked-down pooled connection (``mlharbor.lake.duck``), carrying a row id. Only the
-label keys, lookup times and row id go through DuckDB; the label columns are returned untouched,
-and the joined rows are put back in label order by the row id (one ``take``, no sort). How sources
-are read and how their order keys are encoded is in :mod:`mlharbor.lake.asof_query`.
+was current at the label's lookup time. The label columns are returned untouched. Two engines give
+the same rows:
+
+* a **sort-merge in numpy** (:mod:`mlharbor.lake.asof_sorted`), for a source in memory or in local
+  Parquet files whose keys are integers or strings and whose times are timestamps: it sorts one
+  int64 code per feature row and binary-searches each label row's code. At 100k labels x 1M
+  feature rows it is several times faster than DuckDB's ASOF join (``bench/bench_pit.py``);
+* **DuckDB** for the other sources (:mod:`mlharbor.lake.asof_query`): one ``ASOF LEFT JOIN`` per
+  source, chained in one query on a locked-down pooled connection (``mlharbor.lake.duck``),
+  carrying a row id. Only the label keys, lookup times and row id go through DuckDB, and the
+  joined rows are put back in label order by the row id (one ``take``, no sort).
 
 Semantics (each one tested, including against a brute-force oracle):
 
@@ -49,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlharbor.errors import InvalidArgument
 from mlharbor.lake.asof_query import SourcePlan, run_asof_query
+from mlharbor.lake.asof_sorted import sorted_lookup
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -97,7 +104,17 @@ def asof_join(labels: pa.Table, sources: list[AsOfSource]) -> pa.Table:
     taken: dict[str, int] = {}
     plans = [_plan(labels, source, i, taken) for i, source in enumerate(sources)]
     active = [p for p in plans if p.outputs]
-    columns = _assemble(run_asof_query(labels, active), active, labels.num_rows) if active else {}
+    columns: dict[str, pa.ChunkedArray] = {}
+    rest = []
+    for plan in active:
+        found = sorted_lookup(labels, plan)
+        if found is None:
+            rest.append(plan)
+        else:
+            # unmatched rows are null already (lookback included): only defaults need the mask
+            columns.update(_finish(plan, found.columns, found.matched if plan.defaults else None))
+    if rest:
+        columns.update(_assemble(run_asof_query(labels, rest), rest, labels.num_rows))
     result = labels
     for plan in active:
         for _, output in plan.outputs:
@@ -302,10 +319,9 @@ def _defaults(
 
 
 def _assemble(result: pa.Table, plans: list[SourcePlan], num_rows: int) -> dict[str, pa.ChunkedArray]:
-    """Put the joined rows back in label order, restore feature types, apply lookback and defaults."""
+    """Put the DuckDB query's rows back in label order and finish each source's columns."""
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if result.num_rows != num_rows:  # ASOF LEFT JOIN yields one row per left row; anything else is a bug
         raise RuntimeError(f"as-of join returned {result.num_rows} rows for {num_rows} label rows")
@@ -315,14 +331,27 @@ def _assemble(result: pa.Table, plans: list[SourcePlan], num_rows: int) -> dict[
     result = result.take(pa.array(order))
     columns: dict[str, pa.ChunkedArray] = {}
     for plan in plans:
+        raw = {output: result.column(f"__s{plan.index}_{j}") for j, (_, output) in enumerate(plan.outputs)}
         matched = result.column(f"__m{plan.index}") if plan.needs_match_flag else None
-        for j, (feature, output) in enumerate(plan.outputs):
-            target = plan.data.schema.field(feature).type
-            column = _cast(result.column(f"__s{plan.index}_{j}"), target)
-            if matched is not None and (plan.lookback is not None or output in plan.defaults):
-                fallback = plan.defaults.get(output, pa.scalar(None, type=target))
-                column = pc.if_else(matched, column, fallback)
-            columns[output] = column
+        columns.update(_finish(plan, raw, matched))
+    return columns
+
+
+def _finish(
+    plan: SourcePlan, raw: dict[str, pa.ChunkedArray], matched: pa.Array | pa.ChunkedArray | None
+) -> dict[str, pa.ChunkedArray]:
+    """Restore the feature types and apply the lookback and defaults, given where rows matched."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns: dict[str, pa.ChunkedArray] = {}
+    for feature, output in plan.outputs:
+        target = plan.data.schema.field(feature).type
+        column = _cast(raw[output], target)
+        if matched is not None and (plan.lookback is not None or output in plan.defaults):
+            fallback = plan.defaults.get(output, pa.scalar(None, type=target))
+            column = pc.if_else(matched, column, fallback)
+        columns[output] = column
     return columns
 
 
