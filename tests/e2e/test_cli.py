@@ -281,6 +281,9 @@ def test_quickstart_and_fresh(project: Path) -> None:
         versions = {n: ws.tables.describe(n).version for n in ("dev.raw.trips", "dev.raw.zones", "dev.raw.drivers")}
     versions_json = json.loads(ok("models", "versions", "dev.ml.generous_tip", "--json").stdout)
     assert [(v["version"], v["stage"], v["created_by"]) for v in versions_json] == [(1, "Production", "qs_scientist")]
+    report = json.loads(ok("models", "checks", "dev.ml.generous_tip", "champion", "--json").stdout)
+    assert report["passed"] is True and {r["name"] for r in report["results"]} >= {"loads_and_predicts",
+                                                                                   "evaluation_blessed"}
     history = json.loads(ok("models", "history", "dev.ml.generous_tip", "--json").stdout)
     assert [(h["to_stage"], h["actor"]) for h in history] == [("Production", "qs_engineer")]
     again = ok("quickstart", "--rows", "3000", "--seed", "5")  # idempotent: every write carries a txn id

@@ -135,3 +135,27 @@ def card(ctx: typer.Context, name: Name,
     with open_workspace(ctx) as ws:
         text = ws.models.card(name, version)
     console().print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def checks(ctx: typer.Context, name: Name,
+           version: Annotated[str, typer.Argument(help="Version number, alias (champion) or stage.")],
+           run: Annotated[bool, typer.Option("--run", help="Run the model's checks now (else show the last report).")]
+           = False,
+           as_json: Json = False) -> None:
+    """The compliance-check report of a version (run on each Staging/Production request, or with --run)."""
+    with open_workspace(ctx) as ws:
+        if run:
+            report = ws.models.run_checks(name, version)
+        else:
+            report = ws.models.get_version(name, version).checks or {}
+    if as_json:
+        print_json(report)
+        return
+    if not report:
+        print_info(f"no checks have run on {name} {version} yet; run them with --run")
+        return
+    records = [{"check": r["name"], "passed": "✓" if r["passed"] else "✗", "detail": r.get("detail", "")}
+               for r in report.get("results", [])]
+    print_records(records, ["check", "passed", "detail"])
+    print_info(f"{'passed' if report.get('passed') else 'failed'} at {report.get('ran_at', '?')}")
