@@ -145,10 +145,7 @@ def checks(ctx: typer.Context, name: Name,
            as_json: Json = False) -> None:
     """The compliance-check report of a version (run on each Staging/Production request, or with --run)."""
     with open_workspace(ctx) as ws:
-        if run:
-            report = ws.models.run_checks(name, version)
-        else:
-            report = ws.models.get_version(name, version).checks or {}
+        report = ws.models.run_checks(name, version) if run else (ws.models.get_version(name, version).checks or {})
     if as_json:
         print_json(report)
         return
