@@ -195,7 +195,7 @@ class Workspace:
     @property
     def models(self) -> ModelStore | RestModels:
         """Log and load models; versions, stages, transition requests, approvals, rollback (through the
-        server's registry routes on a connected workspace, which cannot log or load models yet)."""
+        server's registry routes and MLflow API on a connected workspace)."""
         if self._models is not None:
             return self._models
         return self.services.models(self._local_actor())

@@ -9,12 +9,15 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import uvicorn
 from sklearn.linear_model import LogisticRegression
@@ -25,6 +28,7 @@ from mlharbor.config import load_settings
 from mlharbor.core.entities import ModelStage, RequestStatus
 from mlharbor.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from mlharbor.registry import events
+from mlharbor.tracking.hashing import hash_tree
 from mlharbor.workspace import Services, Workspace
 
 pytestmark = pytest.mark.e2e
@@ -277,12 +281,77 @@ def test_webhooks_through_the_server(registry: Registry) -> None:
         viewer.models.webhooks.create("v", "http://127.0.0.1:9/x", model=MODEL)
 
 
-def test_artifacts_are_not_faked(registry: Registry) -> None:
+def _stored(registry: Registry, source: str) -> Path:
+    """Where the server keeps the files of a version's source."""
+    if not source.startswith("mlflow-artifacts:/"):
+        return Path(source)  # an experiment created on the server's machine, with its own folder
+    return Path(registry.services.settings.current.artifact_root) / source.removeprefix("mlflow-artifacts:/")
+
+
+def test_log_and_load_through_the_server(registry: Registry) -> None:
+    model, x = _fitted(7)
+    with registry.connect("dana") as ws:
+        # a new experiment, created through the server: its artifacts go through the server's proxy
+        info = ws.models.log_model(model, MODEL, input_example=x.head(3), description="logged remotely",
+                                   tags={"via": "rest"}, experiment="remote-churn")
+        assert (info.created_by, info.stage, info.flavor, info.description) == (
+            "dana", ModelStage.NONE, "sklearn", "logged remotely")
+        assert info.tags["via"] == "rest" and info.tags["mlharbor.serialization"] == "skops"
+        assert info.source.startswith("mlflow-artifacts:/") and info.run_id
+        stored = _stored(registry, info.source)
+        assert info.manifest == hash_tree(stored) and "data/payload/mlharbor_model.json" in info.manifest
+        assert ws.models.get_version(MODEL, info.version).manifest == info.manifest
+        loaded = ws.models.load_model(MODEL, info.version)
+        np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+        # versions logged on the server's machine load through the proxy too
+        first = ws.models.load_model(f"models:/{MODEL}/1")
+        np.testing.assert_array_equal(first.predict(x), _fitted(0)[0].predict(x))
+        assert ws.models.run_checks(MODEL, info.version)["passed"]  # the server reads the same files
+
+
+def test_log_with_a_training_set_records_lineage(registry: Registry) -> None:
+    from mlharbor.features.definitions import FeatureLookup
+    from mlharbor.registry.service import model_node
+
+    t = datetime(2026, 2, 1, tzinfo=UTC)
+    ts = pa.array([t] * 4, pa.timestamp("us", tz="UTC"))
+    ids = pa.array([1, 2, 3, 4], pa.int64())
+    with registry.connect("dana") as ws:
+        ws.features.create_table("dev.features.remote_drivers", pa.table({"driver_id": ids, "ts": ts,
+                                                                          "rate": [0.1, 0.9, 0.2, 0.8]}),
+                                 primary_keys="driver_id", timestamp_keys="ts")
+        labels = pa.table({"driver_id": ids, "ts": ts, "y": [0, 1, 0, 1]})
+        training = ws.features.create_training_set(
+            labels, [FeatureLookup("dev.features.remote_drivers", "driver_id", timestamp_lookup_key="ts")], label="y",
+            exclude_columns=["driver_id", "ts"])
+        frame = training.load_df().to_pandas()
+        model = LogisticRegression().fit(frame[["rate"]], frame["y"])
+        info = ws.models.log_model(model, MODEL, training_set=training, experiment="remote-training")
+        assert info.feature_spec is not None and info.feature_spec["label"] == "y"
+        assert "dev.features.remote_drivers" in ws.models.card(MODEL, info.version)
+    upstream = registry.services.catalog.lineage.upstream(model_node(MODEL, info.version))
+    read = str(training.table_versions["dev.features.remote_drivers"])
+    assert ("dev.features.remote_drivers", read) in {(e.source.name, e.source.version) for e in upstream
+                                                     if e.source.kind == "table"}
+    assert info.run_id in {e.source.name for e in upstream if e.source.kind == "run"}
+
+
+def test_a_viewer_cannot_log_and_tampering_is_refused(registry: Registry) -> None:
+    model, x = _fitted(8)
+    with registry.connect("vic") as viewer, pytest.raises(PermissionDenied):
+        viewer.models.log_model(model, MODEL, input_example=x.head(3))
     with registry.connect("mel") as ws:
-        with pytest.raises(InvalidArgument, match="MLFLOW_TRACKING_URI"):
-            ws.models.log_model(LogisticRegression(), MODEL)
-        with pytest.raises(InvalidArgument, match=r"Workspace\.open"):
-            ws.models.load_model(f"models:/{MODEL}@champion")
+        info = ws.models.log_model(model, MODEL, input_example=x.head(3))
+        card = _stored(registry, info.source) / "model_card.md"
+        card.write_text(card.read_text() + "\nedited on the server's disk\n")
+        with pytest.raises(PermissionDenied, match="SHA-256"):
+            ws.models.load_model(MODEL, info.version)
+        r = httpx.post(f"{registry.url}/api/v1/models/{MODEL}/versions", headers=registry.headers("vic"),
+                       json={"run_id": info.run_id})  # the route checks WRITE in the model's environment too
+        assert r.status_code == 403, r.text
+        r = httpx.post(f"{registry.url}/api/v1/models/{MODEL}/versions", headers=registry.headers("mel"),
+                       json={"run_id": info.run_id, "artifact_path": "../model"})
+        assert r.status_code == 400, r.text
 
 
 @pytest.mark.parametrize(("method", "path", "kwargs", "status", "fragment"), [

@@ -5,8 +5,9 @@ Thin: each route calls one :class:`~mlharbor.registry.models.ModelStore` (or
 :class:`~mlharbor.registry.webhooks.WebhookService`) method acting as the token's principal, so
 permissions, audit and events are the ones of the local API. Model names are ``catalog.schema.model``
 (dots are fine in a path segment). A version's manifest (file → SHA-256) can be large: only the
-single-version GET returns it. Logging and loading model artifacts go through MLflow's own REST API,
-which the server serves too.
+single-version GET returns it. Model artifacts travel through MLflow's own REST API (runs and the
+artifact proxy), which the server serves too; ``POST /models/{name}/versions`` then registers a run's
+logged model folder, hashed here.
 """
 
 from __future__ import annotations
@@ -78,6 +79,20 @@ class ModelUpdate(Body):
     tags: dict[str, str] | None = None
     checks: dict[str, dict[str, Any]] | None = Field(
         default=None, description="compliance checks to run on transition requests: {check_name: {option: value}}")
+
+
+class VersionIn(Body):
+    """A model folder a run logged (packaged by mlharbor), to register as the next version."""
+
+    run_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    artifact_path: str = Field(default="model", min_length=1, max_length=1000,
+                               description="where the run logged the model folder")
+    description: Text = ""
+    tags: dict[str, str] | None = None
+    flavor: str | None = Field(default=None, max_length=100, description="if given, must match the packaged model")
+    feature_spec: dict[str, Any] | None = Field(default=None, description="if given, must match the packaged one")
+    trained_on: dict[str, Annotated[int, Field(ge=0, le=INT64_MAX)]] | None = Field(
+        default=None, description="table -> version the model was trained on (lineage)")
 
 
 class VersionUpdate(Body):
@@ -298,6 +313,16 @@ def list_versions(
 ) -> list[VersionOut]:
     """The model's versions, oldest first (without manifests)."""
     return [VersionOut.of(v) for v in svc.versions(name, stage)]
+
+
+@router.post("/models/{name}/versions", response_model=VersionOut, status_code=201)
+def register_version(svc: Models, name: str, body: VersionIn) -> VersionOut:
+    """Register the model folder run ``run_id`` logged at ``artifact_path`` as the next version. The
+    server reads the files from its artifact store and records their SHA-256 itself."""
+    info = svc.register_logged_model(name, body.run_id, body.artifact_path, description=body.description,
+                                     tags=body.tags, trained_on=body.trained_on, flavor=body.flavor,
+                                     feature_spec=body.feature_spec)
+    return VersionOut.of(info, manifest=True)
 
 
 @router.get("/models/{name}/versions/{version}", response_model=VersionOut)

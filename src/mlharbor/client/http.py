@@ -31,6 +31,7 @@ class RestClient:
         if not token:
             raise Unauthenticated("no API token: pass token=... or set MLHARBOR_TOKEN")
         self.url = url.rstrip("/")
+        self.token = token  # also given to MLflow's client for the server's tracking API and artifact proxy
         self._http = httpx.Client(
             base_url=self.url, timeout=timeout, transport=transport,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "mlharbor-client"},

@@ -4,14 +4,21 @@ The same method names and return types as :class:`~mlharbor.registry.models.Mode
 runs every call as the token's principal, so permissions, audit, events and compliance checks are the
 local ones, and errors come back as the same mlharbor classes. Versions listed (``versions``, and the
 version returned by ``approve``, ``rollback``, ``update_version``) carry no manifest; ``get_version``
-does. Logging and loading model artifacts are not available here yet (see :meth:`RestModels.log_model`).
+does.
+
+``log_model`` packages the model here, logs it to a run through the server's MLflow API (runs and
+the artifact proxy, with the same token) and asks the server to register it; the server hashes the
+files it stored itself. ``load_model`` downloads a version through the proxy and verifies it against
+the manifest the server recorded before deserialising anything.
 """
 
 from __future__ import annotations
 
 import builtins
+import tempfile
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from mlharbor.core.entities import (
@@ -25,15 +32,21 @@ from mlharbor.core.entities import (
     TransitionRequest,
     Webhook,
 )
-from mlharbor.errors import InvalidArgument
+from mlharbor.errors import InvalidArgument, PermissionDenied
+from mlharbor.registry.models import (
+    MODEL_ARTIFACT,
+    manifest_mismatch,
+    model_reference,
+    package_logged_model,
+)
+from mlharbor.tracking.loader import load_payload
+from mlharbor.tracking.packaging import PAYLOAD
+from mlharbor.tracking.runs import training_set_inputs, training_set_versions
 
 if TYPE_CHECKING:
     from mlharbor.client.http import RestClient
-
-ARTIFACTS_UNSUPPORTED = (
-    "log and load models through a server with the plain MLflow client (MLFLOW_TRACKING_URI=server, "
-    "MLFLOW_TRACKING_TOKEN=token) for now, or use Workspace.open"
-)
+    from mlharbor.tracking.loader import PackagedModel
+    from mlharbor.tracking.mlflow_adapter import MlflowAdapter
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -148,15 +161,68 @@ class RestModels:
         """Webhooks receiving registry events (create, list, delete, delivery log)."""
         return RestWebhooks(self._c)
 
-    # --- artifacts: not through this API yet ----------------------------------------------------
+    # --- artifacts: MLflow's API on the server, registered by the server ---------------------------
 
-    def log_model(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Not available through ``Workspace.connect`` yet: raises InvalidArgument saying what to use."""
-        raise InvalidArgument(ARTIFACTS_UNSUPPORTED)
+    def _mlflow(self) -> MlflowAdapter:
+        from mlharbor.tracking.mlflow_adapter import MlflowAdapter
 
-    def load_model(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Not available through ``Workspace.connect`` yet: raises InvalidArgument saying what to use."""
-        raise InvalidArgument(ARTIFACTS_UNSUPPORTED)
+        return MlflowAdapter(self._c.url, "", token=self._c.token)  # the server chooses artifact locations
+
+    def log_model(self, model: Any, name: str, *, training_set: Any = None, input_example: Any = None,
+                  run: Any = None, experiment: str | None = None, description: str = "",
+                  tags: dict[str, str] | None = None, method: str = "predict") -> ModelVersionInfo:
+        """Package ``model`` here and register it through the server as the next version of ``name``.
+
+        ``run`` is a run id (or an object with ``run_id``) to log into; without one a run is started
+        in ``experiment`` (default: the model name) and ended. ``training_set`` gives the feature
+        spec, the input example when none is given, the run's dataset inputs and the lineage (which
+        the server records). Pickle-based formats are refused here. Returns the new version (stage
+        None, with the manifest the server computed from the files it stored).
+        """
+        mlflow = self._mlflow()
+        run_id = None if run is None else str(getattr(run, "run_id", run))
+        own = run_id is None
+        if run_id is None:
+            from mlharbor.tracking.environment import run_environment_tags
+
+            principal = str(self._c.json("GET", "/api/v1/whoami")["principal"])
+            run_tags = {**run_environment_tags(Path.cwd()), "mlharbor.principal": principal, "mlflow.user": principal}
+            run_id = mlflow.create_run(experiment or name, f"log {name}", run_tags).run_id
+        try:
+            if training_set is not None:
+                mlflow.log_inputs(run_id, training_set_inputs(training_set))
+            with tempfile.TemporaryDirectory(prefix="mlharbor-log-") as tmp:
+                packaged = package_logged_model(
+                    model, Path(tmp) / MODEL_ARTIFACT, name, record=mlflow.get_run(run_id), training_set=training_set,
+                    input_example=input_example, description=description, tags=tags, allow_pickle=False,
+                    method=method)
+                mlflow.log_artifacts(run_id, packaged.path, MODEL_ARTIFACT)
+        except BaseException:
+            if own:
+                mlflow.end_run(run_id, "FAILED")
+            raise
+        if own:
+            mlflow.end_run(run_id)
+        body = {"run_id": run_id, "artifact_path": MODEL_ARTIFACT, "description": description,
+                "tags": {str(k): str(v) for k, v in (tags or {}).items()}, "flavor": packaged.flavor,
+                "trained_on": training_set_versions(training_set)}
+        return _version(self._c.json("POST", self._path(name, "/versions"), json=body))
+
+    def load_model(self, uri_or_name: str, version: int | str | None = None) -> PackagedModel:
+        """Load ``models:/name@alias`` / ``models:/name/3``, or ``name`` with ``version`` (number, alias or
+        stage; default champion): download it through the server, verify every file against the
+        SHA-256 manifest the server recorded (PermissionDenied on any difference), then deserialise it
+        (pickle-based formats refused)."""
+        info = self.get_version(*model_reference(uri_or_name, version))
+        source = info.source
+        if not source.startswith(("mlflow-artifacts:", "runs:/")) and info.run_id:
+            source = f"runs:/{info.run_id}/{MODEL_ARTIFACT}"  # a version logged on the server's machine
+        with tempfile.TemporaryDirectory(prefix="mlharbor-load-") as tmp:
+            local = self._mlflow().download(source, Path(tmp) / MODEL_ARTIFACT)
+            mismatch = manifest_mismatch(local, info)
+            if mismatch:
+                raise PermissionDenied(mismatch)
+            return load_payload(local / "data" / PAYLOAD, False)
 
     # --- models and versions -------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mlharbor.auth.audit import record
 from mlharbor.auth.policy import Permission
 from mlharbor.core.entities import ModelStage
+from mlharbor.core.paths import check_relative_path, join_uri
 from mlharbor.errors import InvalidArgument
 from mlharbor.registry import events
 from mlharbor.registry.checks import CheckContext, run_checks
@@ -26,13 +27,15 @@ from mlharbor.registry.webhooks import WebhookService
 from mlharbor.tracking.card import CARD_FIELDS, CARD_FILE, card_tag, render_card
 from mlharbor.tracking.hashing import verify_tree
 from mlharbor.tracking.loader import PackagedModel, load_payload, pickle_allowed_by_env
-from mlharbor.tracking.packaging import PAYLOAD, package_model
+from mlharbor.tracking.packaging import PAYLOAD, PackagedFolder, package_model, read_packaged
+from mlharbor.tracking.runs import training_set_versions
 
 if TYPE_CHECKING:
     from mlharbor.catalog.service import CatalogContext
     from mlharbor.core.actors import Actor
     from mlharbor.core.entities import ModelVersionInfo, TransitionRequest
     from mlharbor.tracking.mlflow_adapter import MlflowAdapter
+    from mlharbor.tracking.records import RunRecord
     from mlharbor.tracking.runs import ActiveRun, TrackingService
 
 MODEL_ARTIFACT = "model"
@@ -49,11 +52,51 @@ def parse_model_uri(uri: str) -> tuple[str, str]:
     return match["name"], match["alias"] or match["ref"]
 
 
+def model_reference(uri_or_name: str, version: int | str | None = None) -> tuple[str, str]:
+    """(name, reference) of ``models:/name@alias`` / ``models:/name/3``, or of ``name`` with
+    ``version`` (number, alias or stage; default champion)."""
+    if uri_or_name.startswith("models:/"):
+        return parse_model_uri(uri_or_name)
+    return uri_or_name, str(version if version is not None else "champion")
+
+
+def manifest_mismatch(folder: Path, info: ModelVersionInfo) -> str | None:
+    """Why the downloaded files of ``info`` differ from the manifest recorded at registration, or None."""
+    problems = verify_tree(folder, info.manifest)
+    if not problems:
+        return None
+    return (f"artifacts of {info.name} v{info.version} do not match the SHA-256 recorded at registration: "
+            f"{'; '.join(problems[:5])}")
+
+
 def _example_from(training_set: Any) -> Any:
     spec = training_set.spec
     drop = {spec.label, *spec.exclude_columns} - {None}
     frame = training_set.load_df().slice(0, EXAMPLE_ROWS)
     return frame.select([c for c in frame.column_names if c not in drop])
+
+
+def _str_tags(tags: dict[str, str] | None) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (tags or {}).items()}
+
+
+def package_logged_model(model: Any, folder: Path, name: str, *, record: RunRecord, training_set: Any = None,
+                         input_example: Any = None, description: str = "", tags: dict[str, str] | None = None,
+                         allow_pickle: bool = False, method: str = "predict") -> PackagedFolder:
+    """Package ``model`` at ``folder`` as ``log_model`` does (locally or through a server): the
+    training set's feature spec, an input example (the training set's first rows when not given) and
+    a model card of run ``record``."""
+    spec_json = None
+    feature_columns: list[str] = []
+    if training_set is not None:
+        spec_json = training_set.spec.to_json()
+        feature_columns = list(training_set.spec.feature_columns)
+        if input_example is None:
+            input_example = _example_from(training_set)
+    card = _card_for(name, None, model, description, record, training_set_versions(training_set), feature_columns,
+                     _str_tags(tags))
+    return package_model(model, folder, input_example=input_example, feature_spec_json=spec_json,
+                         allow_pickle=allow_pickle, method=method, extra_files={CARD_FILE: card})
 
 
 class ModelStore(ModelRegistry):
@@ -88,48 +131,64 @@ class ModelStore(ModelRegistry):
             with self._tracking.start_run(experiment or name, run_name=f"log {name}") as own:
                 return self.log_model(model, name, training_set=training_set, input_example=input_example,
                                       run=own, description=description, tags=tags, method=method)
-        spec_json = None
-        trained_on: dict[str, int] = {}
-        feature_columns: list[str] = []
         if training_set is not None:
             run.log_training_set(training_set)
-            spec_json = training_set.spec.to_json()
-            trained_on = {**dict(training_set.source_versions), **dict(training_set.table_versions)}
-            feature_columns = list(training_set.spec.feature_columns)
-            if input_example is None:
-                input_example = _example_from(training_set)
         run.flush()
         record = self._tracking.adapter.get_run(run.run_id)
-        user_tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        user_tags = _str_tags(tags)
         with tempfile.TemporaryDirectory(prefix="mlharbor-log-") as tmp:
-            folder = Path(tmp) / MODEL_ARTIFACT
-            card = _card_for(name, None, model, description, record, trained_on, feature_columns, user_tags)
-            packaged = package_model(model, folder, input_example=input_example, feature_spec_json=spec_json,
-                                     allow_pickle=self.allow_pickle, method=method, extra_files={CARD_FILE: card})
-            source = self._tracking.adapter.log_artifacts(run.run_id, folder, MODEL_ARTIFACT)
+            packaged = package_logged_model(
+                model, Path(tmp) / MODEL_ARTIFACT, name, record=record, training_set=training_set,
+                input_example=input_example, description=description, tags=user_tags,
+                allow_pickle=self.allow_pickle, method=method)
+            source = self._tracking.adapter.log_artifacts(run.run_id, packaged.path, MODEL_ARTIFACT)
+        return self._register_packaged(name, source, run.run_id, packaged, description, user_tags,
+                                       training_set_versions(training_set))
+
+    def register_logged_model(self, name: str, run_id: str, artifact_path: str = MODEL_ARTIFACT, *,
+                              description: str = "", tags: dict[str, str] | None = None,
+                              trained_on: dict[str, int] | None = None, flavor: str | None = None,
+                              feature_spec: dict[str, Any] | None = None) -> ModelVersionInfo:
+        """Register the model folder that run ``run_id`` logged at ``artifact_path`` (packaged by
+        mlharbor, e.g. by a client through a server) as the next version of ``name``.
+
+        The folder is downloaded here and its manifest computed here: what loading will verify is
+        never taken from the caller. Flavor, serialization, requirements and feature spec are read
+        from the packaged payload; ``flavor`` and ``feature_spec``, when given, must match it.
+        ``trained_on`` (table → version) becomes lineage edges into the version.
+        """
+        self._authorize(name, Permission.WRITE, "model.register")
+        check_relative_path(artifact_path, "artifact path")
+        source = join_uri(self._tracking.get_run(run_id).artifact_uri, artifact_path)
+        with tempfile.TemporaryDirectory(prefix="mlharbor-register-") as tmp:
+            packaged = read_packaged(self._tracking.adapter.download(source, Path(tmp) / MODEL_ARTIFACT))
+        if flavor is not None and flavor != packaged.flavor:
+            raise InvalidArgument(f"flavor {flavor!r} does not match the packaged model's ({packaged.flavor!r})")
+        packaged_spec = None if packaged.feature_spec is None else json.loads(packaged.feature_spec)
+        if feature_spec is not None and feature_spec != packaged_spec:
+            raise InvalidArgument("feature_spec does not match the one packaged with the model")
+        return self._register_packaged(name, source, run_id, packaged, description, _str_tags(tags),
+                                       dict(trained_on or {}))
+
+    def _register_packaged(self, name: str, source: str, run_id: str, packaged: PackagedFolder, description: str,
+                           user_tags: dict[str, str], trained_on: dict[str, int]) -> ModelVersionInfo:
         version_tags = {**user_tags, "mlharbor.serialization": packaged.serialization,
                         "mlharbor.model_class": packaged.model_class,
                         "mlharbor.requirements": "\n".join(packaged.requirements)}
         return self.register_version(
-            name, source, run.run_id, packaged.manifest, packaged.flavor,
-            feature_spec=None if spec_json is None else json.loads(spec_json),
+            name, source, run_id, packaged.manifest, packaged.flavor,
+            feature_spec=None if packaged.feature_spec is None else json.loads(packaged.feature_spec),
             description=description, tags=version_tags, trained_on=trained_on)
 
     def load_model(self, uri_or_name: str, version: int | str | None = None) -> PackagedModel:
         """Load ``models:/name@alias`` / ``models:/name/3``, or ``name`` with ``version`` (number,
         alias or stage; default champion), after verifying every file's SHA-256."""
-        if uri_or_name.startswith("models:/"):
-            name, ref = parse_model_uri(uri_or_name)
-        else:
-            name, ref = uri_or_name, str(version if version is not None else "champion")
-        info = self.get_version(name, ref)
+        info = self.get_version(*model_reference(uri_or_name, version))
         with tempfile.TemporaryDirectory(prefix="mlharbor-load-") as tmp:
             local = self._tracking.adapter.download(info.source, Path(tmp) / MODEL_ARTIFACT)
-            problems = verify_tree(local, info.manifest)
-            if problems:
-                raise self._deny("model.load", f"model:{info.name}@{info.version}",
-                                 f"artifacts of {info.name} v{info.version} do not match the SHA-256 recorded at "
-                                 f"registration: {'; '.join(problems[:5])}")
+            mismatch = manifest_mismatch(local, info)
+            if mismatch:
+                raise self._deny("model.load", f"model:{info.name}@{info.version}", mismatch)
             return load_payload(local / "data" / PAYLOAD, self.allow_pickle)
 
     def request_transition(self, name: str, version: int, stage: ModelStage | str,

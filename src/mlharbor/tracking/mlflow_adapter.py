@@ -5,6 +5,9 @@ registered models, versions and aliases live in MLflow's own store (a SQLite fil
 default, PostgreSQL for a team), so a plain ``mlflow`` client sees everything. This adapter wraps
 an ``MlflowClient`` bound to one tracking URI — never MLflow's process-global fluent state — and
 converts MLflow's entities to :mod:`mlharbor.tracking.records`.
+
+Through a ``mlharbor server`` the tracking URI is the server's URL and ``token`` an mlharbor API
+token: every MLflow call then carries ``Authorization: Bearer <token>`` (see :func:`_bearer`).
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mlharbor.core.paths import join_uri
-from mlharbor.errors import BackendUnavailable, InvalidArgument, NotFound
+from mlharbor.errors import BackendUnavailable, InvalidArgument, MlharborError, NotFound, error_for_code
 from mlharbor.tracking.records import MetricPoint, RunRecord
 
 if TYPE_CHECKING:
@@ -43,9 +46,29 @@ def _time(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
 
+def _server_error(exc: Exception, what: str) -> MlharborError | None:
+    """The mlharbor error a server answered with (its JSON body has an mlharbor ``error_code``), from
+    MLflow's REST store (``RestException.json``) or its artifact client (``requests.HTTPError``)."""
+    body = getattr(exc, "json", None)
+    response = getattr(exc, "response", None)
+    if not isinstance(body, dict) and response is not None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+    if not isinstance(body, dict) or not isinstance(body.get("error_code"), str):
+        return None
+    error = error_for_code(body["error_code"], f"{what}: {body.get('message', '')}")
+    return None if type(error) is MlharborError else error
+
+
 def _translate(exc: Exception, what: str) -> Exception:
     from mlflow.exceptions import MlflowException
 
+    if isinstance(exc, MlharborError):
+        return exc
+    if (answered := _server_error(exc, what)) is not None:
+        return answered
     if isinstance(exc, MlflowException):
         code = getattr(exc, "error_code", "")
         if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
@@ -55,17 +78,65 @@ def _translate(exc: Exception, what: str) -> Exception:
     return BackendUnavailable(f"{what}: the tracking store failed: {exc}")
 
 
+# MLflow's REST stores and its HTTP artifact repositories read the bearer token from the environment
+# (``mlflow.utils.credentials.get_default_host_creds`` reads ``MLFLOW_TRACKING_TOKEN`` on every
+# request, including in the artifact repositories' worker threads), and offer no per-client hook. So
+# an adapter talking HTTP sets the variable to its own token for the duration of each call, under
+# this lock, and restores it; adapters without a token take the lock too, so they never see another
+# adapter's token. SQL-backed adapters never read it and never wait.
+_TOKEN_ENV = "MLFLOW_TRACKING_TOKEN"
+_TOKEN_LOCK = threading.RLock()
+
+
+@contextmanager
+def _bearer(token: str | None) -> Iterator[None]:
+    with _TOKEN_LOCK:
+        previous = os.environ.get(_TOKEN_ENV)
+        if token is not None:
+            os.environ[_TOKEN_ENV] = token
+        try:
+            yield
+        finally:
+            if token is not None:
+                if previous is None:
+                    os.environ.pop(_TOKEN_ENV, None)
+                else:
+                    os.environ[_TOKEN_ENV] = previous
+
+
+class _BearerClient:
+    """An ``MlflowClient`` whose every method call runs inside :func:`_bearer`."""
+
+    def __init__(self, client: MlflowClient, token: str | None) -> None:
+        self._client = client
+        self._token = token
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with _bearer(self._token):
+                return attr(*args, **kwargs)
+
+        return call
+
+
 class MlflowAdapter:
     """Experiments, runs, artifacts and registered models in one MLflow store.
 
     ``tracking_uri`` is a SQLAlchemy URL (``sqlite:///…``, ``postgresql+psycopg://…``) or the URL
-    of an MLflow-compatible server; ``artifact_root`` is where new experiments put their artifacts
-    (a local folder or an object store URI).
+    of an MLflow-compatible server (``http(s)://``, e.g. a ``mlharbor server``, with ``token`` its
+    bearer token); ``artifact_root`` is where new experiments put their artifacts (a local folder or
+    an object store URI; empty: the server chooses, e.g. ``mlflow-artifacts:/``).
     """
 
-    def __init__(self, tracking_uri: str, artifact_root: str) -> None:
+    def __init__(self, tracking_uri: str, artifact_root: str, token: str | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
+        self._token = token
+        self._http = tracking_uri.startswith(("http://", "https://"))
         self._client: MlflowClient | None = None
         self._lock = threading.Lock()
         self.autolog_flavors: set[str] = set()  # enabled by TrackingService.autolog
@@ -78,8 +149,14 @@ class MlflowAdapter:
 
                 if self.tracking_uri.startswith("sqlite:///"):
                     _prepare_sqlite(Path(self.tracking_uri.removeprefix("sqlite:///")), self.artifact_root)
-                self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                # typed as the client it wraps: the same methods, each called with this adapter's token
+                self._client = cast("MlflowClient", _BearerClient(client, self._token)) if self._http else client
             return self._client
+
+    def _credentials(self) -> contextlib.AbstractContextManager[None]:
+        """What MLflow calls made outside ``client`` (artifact downloads) run inside."""
+        return _bearer(self._token) if self._http else contextlib.nullcontext()
 
     # --- experiments and runs ------------------------------------------------------------------
 
@@ -92,7 +169,7 @@ class MlflowAdapter:
             if not create:
                 raise NotFound(f"experiment {name} does not exist")
             slug = re.sub(r"[^a-zA-Z0-9_.-]", "_", name)[:80]
-            location = join_uri(self.artifact_root, f"{slug}-{uuid.uuid4().hex[:8]}")
+            location = join_uri(self.artifact_root, f"{slug}-{uuid.uuid4().hex[:8]}") if self.artifact_root else None
             return str(self.client.create_experiment(name, artifact_location=location))
         except NotFound:
             raise
@@ -147,14 +224,33 @@ class MlflowAdapter:
 
     def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path: str) -> str:
         """Upload a folder under the run's artifacts; returns its artifact URI."""
-        self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+        try:
+            self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+        except Exception as exc:
+            raise _translate(exc, f"artifacts of run {run_id}") from exc
         return join_uri(self.get_run(run_id).artifact_uri, artifact_path)
 
     def download(self, artifact_uri: str, dst: str | Path) -> Path:
-        """Copy the artifacts at ``artifact_uri`` into ``dst``; returns the local path."""
+        """Copy the artifacts at ``artifact_uri`` (a path, an object-store URI, ``runs:/…`` or
+        ``mlflow-artifacts:/…``) into ``dst``; returns the local path.
+
+        Over a SQL store, ``mlflow-artifacts:/p`` (what MLflow's server records for runs created
+        through it) is read where that server keeps it: ``<artifact_root>/p``.
+        """
         from mlflow.artifacts import download_artifacts
 
-        return Path(download_artifacts(artifact_uri=artifact_uri, dst_path=str(dst)))
+        uri = artifact_uri
+        if not self._http and uri.startswith("runs:/"):
+            run_id, _, path = uri.removeprefix("runs:/").partition("/")
+            uri = self.get_run(run_id).artifact_uri
+            uri = join_uri(uri, path) if path else uri
+        if not self._http and uri.startswith("mlflow-artifacts:"):
+            uri = join_uri(self.artifact_root, uri.removeprefix("mlflow-artifacts:").lstrip("/"))
+        try:
+            with self._credentials():
+                return Path(download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri))
+        except Exception as exc:
+            raise _translate(exc, f"artifacts at {artifact_uri}") from exc
 
     def get_run(self, run_id: str) -> RunRecord:
         try:
@@ -259,7 +355,12 @@ def mlflow_server_app(engine: MlflowAdapter) -> Any:
     os.environ["_MLFLOW_SERVER_ARTIFACT_DESTINATION"] = engine.artifact_root
     os.environ["_MLFLOW_SERVER_ARTIFACT_ROOT"] = "mlflow-artifacts:/"
     os.environ.setdefault("MLFLOW_SERVER_ALLOWED_HOSTS", "*")  # mlharbor's token auth guards every request
-    from mlflow.server.fastapi_app import create_fastapi_app
+    import warnings
+
+    with warnings.catch_warnings():
+        # MLflow's app wraps its Flask app with starlette's WSGI middleware, which starlette deprecates
+        warnings.filterwarnings("ignore", message=r"starlette\.middleware\.wsgi is deprecated")
+        from mlflow.server.fastapi_app import create_fastapi_app
 
     return create_fastapi_app()
 

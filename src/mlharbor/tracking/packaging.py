@@ -37,6 +37,7 @@ class PackagedFolder:
     requirements: list[str]
     manifest: dict[str, str]  # every file of the folder → SHA-256
     model_class: str
+    feature_spec: str | None = None  # the training set's feature spec (JSON), packaged in the payload
 
 
 def _model_flavor(modules: list[str]) -> str:
@@ -78,17 +79,47 @@ def package_model(model: Any, dest: Path, *, input_example: Any = None, feature_
         payload.mkdir()
         meta = serializer.dump(model, payload)
         model_class = f"{type(model).__module__}.{type(model).__qualname__}"
+        requirements = requirements_for(model, serializer.distributions)
+        flavor = _model_flavor(modules)
         (payload / MODEL_META).write_text(json.dumps(
-            {"serialization": serializer.name, "meta": meta, "method": method, "class": model_class}, indent=1))
+            {"serialization": serializer.name, "meta": meta, "method": method, "class": model_class,
+             "flavor": flavor, "requirements": requirements}, indent=1))
         if feature_spec_json is not None:
             (payload / FEATURE_SPEC).write_text(feature_spec_json)
         (payload / PAYLOAD_MANIFEST).write_text(json.dumps(hash_tree(payload), indent=1, sort_keys=True))
-        requirements = requirements_for(model, serializer.distributions)
         mlflow_adapter.save_pyfunc(dest, LOADER_MODULE, payload, requirements, example, output,
                                    metadata={"mlharbor_serialization": serializer.name, **(metadata or {})})
     for name, text in (extra_files or {}).items():
         (dest / name).write_text(text)
-    return PackagedFolder(dest, _model_flavor(modules), serializer.name, requirements, hash_tree(dest), model_class)
+    return PackagedFolder(dest, flavor, serializer.name, requirements, hash_tree(dest), model_class,
+                          feature_spec_json)
+
+
+def read_packaged(folder: Path) -> PackagedFolder:
+    """What :func:`package_model` recorded about the model folder at ``folder`` (e.g. one downloaded
+    from a run's artifacts), with the manifest computed from the files found there.
+
+    InvalidArgument when the folder is not a model packaged by mlharbor.
+    """
+    meta_file = folder / "data" / PAYLOAD / MODEL_META
+    try:
+        meta = json.loads(meta_file.read_text())
+        manifest = hash_tree(folder)
+    except (OSError, ValueError) as exc:
+        raise InvalidArgument(f"the artifact is not a model packaged by mlharbor (data/{PAYLOAD}/{MODEL_META}): "
+                              f"{exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("serialization"), str):
+        raise InvalidArgument(f"data/{PAYLOAD}/{MODEL_META} does not say how the model is serialised")
+    model_class = str(meta.get("class", ""))
+    requirements = meta.get("requirements")
+    if not isinstance(requirements, list):  # packaged before the payload listed them
+        req_file = folder / "requirements.txt"
+        requirements = req_file.read_text().splitlines() if req_file.is_file() else []
+    flavor = str(meta.get("flavor") or _model_flavor([model_class.partition(".")[0]] if model_class else []))
+    spec_file = folder / "data" / PAYLOAD / FEATURE_SPEC
+    spec = spec_file.read_text() if spec_file.is_file() else None
+    return PackagedFolder(folder, flavor, meta["serialization"], [str(r) for r in requirements], manifest,
+                          model_class, spec)
 
 
 def _as_pandas(example: Any) -> Any:

@@ -43,6 +43,26 @@ def _check_key(key: str, what: str) -> str:
     return key
 
 
+def training_set_versions(training_set: Any) -> dict[str, int]:
+    """Table → version a training set read (its input tables and feature tables); empty for None."""
+    if training_set is None:
+        return {}
+    return {**dict(training_set.source_versions), **dict(training_set.table_versions)}
+
+
+def training_set_inputs(training_set: Any, context: str = "training") -> list[dict[str, str]]:
+    """A training set as MLflow dataset inputs: each table at the version read, and its feature spec."""
+    spec_json: str = training_set.spec.to_json()
+    datasets = [
+        {"name": name, "digest": f"v{version}", "source_type": "delta",
+         "source": json.dumps({"table": name, "version": version}), "context": context}
+        for name, version in sorted(training_set_versions(training_set).items())
+    ]
+    datasets.append({"name": "feature_spec", "digest": hashlib.sha256(spec_json.encode()).hexdigest()[:16],
+                     "source_type": "mlharbor_feature_spec", "source": spec_json, "context": context})
+    return datasets
+
+
 class ActiveRun:
     """A run being recorded; use as a context manager (it ends FINISHED, or FAILED on an exception)."""
 
@@ -100,18 +120,9 @@ class ActiveRun:
         """Record a training set as run inputs: each feature table at the version read, the input
         table(s) it was built from, and the feature spec (artifact ``feature_spec.json``); and the
         lineage edges from those table versions to this run."""
-        spec_json: str = training_set.spec.to_json()
-        versions: dict[str, int] = {**dict(training_set.source_versions), **dict(training_set.table_versions)}
-        datasets = [
-            {"name": name, "digest": f"v{version}", "source_type": "delta",
-             "source": json.dumps({"table": name, "version": version}), "context": context}
-            for name, version in sorted(versions.items())
-        ]
-        datasets.append({"name": "feature_spec", "digest": hashlib.sha256(spec_json.encode()).hexdigest()[:16],
-                         "source_type": "mlharbor_feature_spec", "source": spec_json, "context": context})
-        self._service.adapter.log_inputs(self.run_id, datasets)
-        self._service.record_inputs(self.run_id, versions)
-        self.log_text(spec_json, "feature_spec.json")
+        self._service.adapter.log_inputs(self.run_id, training_set_inputs(training_set, context))
+        self._service.record_inputs(self.run_id, training_set_versions(training_set))
+        self.log_text(training_set.spec.to_json(), "feature_spec.json")
 
     def log_table(self, name: str, version: int, context: str = "training") -> None:
         """Record one lake table version as an input (and its lineage edge)."""
