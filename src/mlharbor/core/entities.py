@@ -291,3 +291,37 @@ class EventDelivery:
     last_status_code: int | None
     created_at: datetime
     delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class JobRunInfo:
+    """A run of a job: its state (``mlharbor.jobs.states.JobRunState`` values), the definition and
+    parameters it ran with, and how it was triggered."""
+
+    id: str
+    job_name: str
+    state: str
+    definition: dict[str, Any]
+    parameters: dict[str, Any]
+    trigger: str
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    message: str = ""
+    repairs: int = 0
+
+
+@dataclass(frozen=True)
+class TaskRunInfo:
+    """A task of a run: state (``TaskState`` values), attempts, the values it set, its last error and logs."""
+
+    run_id: str
+    task_key: str
+    state: str
+    attempts: int = 0
+    values: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    log_paths: tuple[str, ...] = ()
+    started_at: datetime | None = None
+    ended_at: datetime | None = None

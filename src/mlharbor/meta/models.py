@@ -406,3 +406,53 @@ class OutboxCursorRow(Base):
 
     subscriber: Mapped[str] = mapped_column(String, primary_key=True)
     last_event_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class JobRow(Base):
+    """A deployed job definition (the latest; runs keep the definition they ran)."""
+
+    __tablename__ = "mlh_jobs"
+
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(json_type())
+    created_by: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class JobRunRow(Base):
+    """One run of a job, with the definition and parameters it ran with."""
+
+    __tablename__ = "mlh_job_runs"
+    __table_args__ = (Index("ix_mlh_job_runs_job_name_created_at", "job_name", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    job_name: Mapped[str] = mapped_column(String)
+    state: Mapped[str] = mapped_column(String)
+    definition: Mapped[dict[str, Any]] = mapped_column(json_type())
+    parameters: Mapped[dict[str, Any]] = mapped_column(json_type())
+    trigger: Mapped[str] = mapped_column(String)
+    created_by: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    message: Mapped[str] = mapped_column(Text)
+    repairs: Mapped[int] = mapped_column(Integer)
+
+
+class TaskRunRow(Base):
+    """The state of one task in one run, and its latest attempt."""
+
+    __tablename__ = "mlh_task_runs"
+    __table_args__ = (UniqueConstraint("run_id", "task_key"),)
+
+    id: Mapped[int] = mapped_column(big_id_type(), primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String, ForeignKey("mlh_job_runs.id"))
+    task_key: Mapped[str] = mapped_column(String)
+    state: Mapped[str] = mapped_column(String)
+    attempts: Mapped[int] = mapped_column(Integer)
+    task_values: Mapped[dict[str, Any]] = mapped_column(json_type())
+    error: Mapped[str] = mapped_column(Text)
+    log_paths: Mapped[list[str]] = mapped_column(json_type())
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

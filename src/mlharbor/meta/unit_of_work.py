@@ -8,6 +8,7 @@ from mlharbor.meta.repositories import (
     AuditRepository,
     FunctionRepository,
     GrantRepository,
+    JobRepository,
     KeyValueRepository,
     LineageRepository,
     OutboxRepository,
@@ -38,6 +39,7 @@ class UnitOfWork:
     registry: RegistryRepository
     outbox: OutboxRepository
     webhooks: WebhookRepository
+    jobs: JobRepository
 
     def __init__(self, session: Session) -> None:
         self.tables = TableRepository(session)
@@ -51,3 +53,4 @@ class UnitOfWork:
         self.registry = RegistryRepository(session)
         self.outbox = OutboxRepository(session)
         self.webhooks = WebhookRepository(session)
+        self.jobs = JobRepository(session)

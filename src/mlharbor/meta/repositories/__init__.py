@@ -3,6 +3,7 @@
 from mlharbor.meta.repositories.audit import AuditRepository
 from mlharbor.meta.repositories.auth import GrantRepository, PrincipalRepository, TokenRepository
 from mlharbor.meta.repositories.functions import FunctionRepository
+from mlharbor.meta.repositories.jobs import JobRepository
 from mlharbor.meta.repositories.kv import KeyValueRepository
 from mlharbor.meta.repositories.lineage import LineageRepository
 from mlharbor.meta.repositories.outbox import OutboxRepository
@@ -14,6 +15,7 @@ __all__ = [
     "AuditRepository",
     "FunctionRepository",
     "GrantRepository",
+    "JobRepository",
     "KeyValueRepository",
     "LineageRepository",
     "OutboxRepository",

@@ -1,0 +1,69 @@
+"""What a running task can reach: ``set_value`` publishes a task value that later tasks read as
+``{{tasks.<key>.values.<name>}}``. A Python task's returned mapping is merged into its values too."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from contextvars import ContextVar
+from typing import Any
+
+from mlharbor.errors import InvalidArgument, UserCodeError
+
+_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("mlharbor_task_values", default=None)
+MAX_VALUES_BYTES = 64 * 1024
+
+
+def set_value(key: str, value: Any) -> None:
+    """Publish a task value (JSON-serialisable, small) for downstream tasks."""
+    values = _VALUES.get()
+    if values is None:
+        raise InvalidArgument("set_value is only available inside a running task")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"task value {key!r} must be JSON-serialisable") from None
+    values[str(key)] = value
+
+
+def resolve(target: str) -> Any:
+    """The function named ``module:qualname``."""
+    module_name, _, qualname = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidArgument(f"cannot import task target {target!r}: {exc}") from None
+    fn = getattr(obj, "fn", obj)  # a @task template wraps the function
+    if not callable(fn):
+        raise InvalidArgument(f"task target {target!r} is not callable")
+    return fn
+
+
+def call_task(target: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Run a Python task; returns its values (``set_value`` calls plus a returned mapping). The
+    user's exception becomes :class:`UserCodeError` with its traceback."""
+    fn = resolve(target)
+    values: dict[str, Any] = {}
+    token = _VALUES.set(values)
+    try:
+        try:
+            result = fn(**parameters)
+        except Exception as exc:
+            raise UserCodeError.from_exception(exc, f"task {target}") from exc
+    finally:
+        _VALUES.reset(token)
+    if isinstance(result, dict):
+        values.update({str(k): v for k, v in result.items()})
+    elif result is not None:
+        values["result"] = result
+    try:
+        size = len(json.dumps(values, default=str))
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"task {target} returned values that are not JSON-serialisable") from None
+    if size > MAX_VALUES_BYTES:
+        raise InvalidArgument(f"task {target} set {size} bytes of values; keep them under {MAX_VALUES_BYTES} "
+                              "(write data to a table and pass its name)")
+    normalised: dict[str, Any] = json.loads(json.dumps(values, default=str))
+    return normalised

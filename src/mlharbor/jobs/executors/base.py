@@ -1,0 +1,49 @@
+"""The executor interface: start a task attempt, poll it, kill it. One conformance suite runs on each."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mlharbor.jobs.states import TaskState
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One attempt of a Python task: ``target`` (``module:function``) called with ``parameters``."""
+
+    run_id: str
+    task_key: str
+    attempt: int
+    target: str
+    parameters: dict[str, Any]
+    timeout_s: float | None
+    log_dir: Path
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    state: TaskState  # succeeded, failed, timed_out or cancelled
+    values: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    log_paths: tuple[str, ...] = ()
+
+
+class AttemptHandle(ABC):
+    @abstractmethod
+    def poll(self) -> AttemptResult | None:
+        """The result once the attempt has finished (or timed out), else None. Never blocks."""
+
+    @abstractmethod
+    def cancel(self) -> None:
+        """Stop the attempt (its result becomes cancelled)."""
+
+
+class Executor(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    def start(self, invocation: Invocation) -> AttemptHandle:
+        """Begin an attempt and return at once."""

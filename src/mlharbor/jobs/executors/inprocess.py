@@ -1,0 +1,57 @@
+"""Attempts as threads of this process: no isolation, for tests and debugging.
+
+A thread cannot be killed: at its timeout the attempt is reported ``timed_out`` and the thread is
+left to finish on its own (its result is discarded). Use the subprocess executor when that matters.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+
+from mlharbor.errors import MlharborError, UserCodeError
+from mlharbor.jobs.context import call_task
+from mlharbor.jobs.executors.base import AttemptHandle, AttemptResult, Executor, Invocation
+from mlharbor.jobs.states import TaskState
+
+
+class _ThreadHandle(AttemptHandle):
+    def __init__(self, invocation: Invocation) -> None:
+        self._inv = invocation
+        self._result: AttemptResult | None = None
+        self._cancelled = False
+        self._deadline = None if invocation.timeout_s is None else time.monotonic() + invocation.timeout_s
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"mlharbor-task-{invocation.task_key}-{invocation.attempt}")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            values = call_task(self._inv.target, self._inv.parameters)
+            result = AttemptResult(TaskState.SUCCEEDED, values)
+        except UserCodeError as exc:
+            result = AttemptResult(TaskState.FAILED, error=f"{exc.message}\n{exc.original_traceback}")
+        except MlharborError as exc:
+            result = AttemptResult(TaskState.FAILED, error=exc.message)
+        except BaseException:
+            result = AttemptResult(TaskState.FAILED, error=traceback.format_exc())
+        if self._result is None:
+            self._result = result
+
+    def poll(self) -> AttemptResult | None:
+        if self._result is None and self._cancelled:
+            self._result = AttemptResult(TaskState.CANCELLED, error="cancelled")
+        if self._result is None and self._deadline is not None and time.monotonic() > self._deadline:
+            self._result = AttemptResult(TaskState.TIMED_OUT, error=f"timed out after {self._inv.timeout_s:g} s")
+        return self._result
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+
+class InProcessExecutor(Executor):
+    name = "in_process"
+
+    def start(self, invocation: Invocation) -> AttemptHandle:
+        return _ThreadHandle(invocation)

@@ -1,0 +1,248 @@
+"""Running a job: tasks in dependency order, ``run_if`` rules, conditions, retries with backoff,
+task and job timeouts, task values, and **repair** (rerun failed tasks and their dependents inside
+the same run, keeping what succeeded).
+
+The runner is a loop over task states. A task whose upstream tasks have all finished is decided by
+its ``run_if`` rule (:func:`mlharbor.jobs.states.decide`); a dependency on one branch of a condition
+counts as *excluded* when the condition took the other. Python tasks go to the executor (at most
+``max_parallel`` at once); conditions are evaluated by the runner itself. Every transition is written
+to the metadata store, so ``mlharbor jobs runs`` shows a run as it goes and a repair knows what
+succeeded. The run's result is decided by its leaf tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlharbor.core.clock import utcnow
+from mlharbor.core.entities import JobRunInfo, TaskRunInfo
+from mlharbor.core.ids import new_id
+from mlharbor.errors import Conflict, InvalidArgument, MlharborError
+from mlharbor.jobs.definitions import Job, Task, TaskKind
+from mlharbor.jobs.executors.base import AttemptHandle, Executor, Invocation
+from mlharbor.jobs.states import REPAIRABLE, TERMINAL, JobRunState, TaskState, decide, run_result
+from mlharbor.jobs.templating import RenderContext, render
+
+if TYPE_CHECKING:
+    from mlharbor.meta import MetadataStore
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {"==": operator.eq, "!=": operator.ne, ">": operator.gt,
+                                               ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+@dataclass
+class _Running:
+    handle: AttemptHandle
+    attempt: int
+
+
+@dataclass
+class _RunState:
+    job: Job
+    run: JobRunInfo
+    states: dict[str, TaskState]
+    values: dict[str, dict[str, Any]]
+    attempts: dict[str, int]
+    not_before: dict[str, float] = field(default_factory=dict)
+    running: dict[str, _Running] = field(default_factory=dict)
+
+
+def evaluate_condition(left: Any, op: str, right: Any) -> bool:
+    """Compare two rendered values; numbers compare as numbers, anything else as text."""
+    def number(v: Any) -> float | None:
+        if isinstance(v, bool):
+            return None
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return None
+
+    a, b = number(left), number(right)
+    if a is not None and b is not None:
+        return _OPS[op](a, b)
+    if op not in ("==", "!="):
+        raise InvalidArgument(f"cannot compare {left!r} {op} {right!r}: ordering needs two numbers")
+    return _OPS[op](json.dumps(left, sort_keys=True, default=str), json.dumps(right, sort_keys=True, default=str))
+
+
+class JobRunner:
+    """Runs jobs synchronously in this process, recording runs in the metadata store."""
+
+    def __init__(self, store: MetadataStore, executor: Executor, log_root: Path, actor: str = "local",
+                 max_parallel: int = 4, poll_interval: float = 0.02) -> None:
+        if max_parallel < 1:
+            raise InvalidArgument("max_parallel must be at least 1")
+        self._store = store
+        self._executor = executor
+        self._log_root = log_root
+        self._actor = actor
+        self._max_parallel = max_parallel
+        self._poll = poll_interval
+
+    # --- entry points --------------------------------------------------------------------------
+
+    def run(self, job: Job, parameters: dict[str, Any] | None = None, trigger: str = "manual") -> JobRunInfo:
+        """Run ``job`` to the end; job parameters default to the job's, overridden by ``parameters``."""
+        unknown = set(parameters or {}) - set(job.parameters)
+        if unknown:
+            raise InvalidArgument(f"job {job.name} has no parameters {sorted(unknown)}; it has "
+                                  f"{sorted(job.parameters) or 'none'}")
+        params = {**job.parameters, **(parameters or {})}
+        info = JobRunInfo(new_id(), job.name, JobRunState.RUNNING.value, job.to_dict(), params, trigger,
+                          self._actor, utcnow(), started_at=utcnow())
+        with self._store.transaction() as tx:
+            tx.jobs.add_run(info, [t.key for t in job.tasks])
+        state = _RunState(job, info, {t.key: TaskState.PENDING for t in job.tasks}, {}, {})
+        return self._loop(state)
+
+    def repair(self, run_id: str) -> JobRunInfo:
+        """Rerun the failed, timed-out, upstream-failed and cancelled tasks of a finished run, and every
+        task downstream of them, in the same run; succeeded tasks keep their results and values."""
+        with self._store.transaction() as tx:
+            info = tx.jobs.get_run(run_id)
+            tasks = {t.task_key: t for t in tx.jobs.task_runs(run_id)}
+        if info.state in (JobRunState.RUNNING.value, JobRunState.QUEUED.value):
+            raise Conflict(f"job run {run_id} is still {info.state}; repair it once it has finished")
+        job = Job.from_dict(info.definition)
+        failed = [k for k, t in tasks.items() if TaskState(t.state) in REPAIRABLE or t.state == TaskState.PENDING]
+        if not failed:
+            raise Conflict(f"job run {run_id} has nothing to repair: no task failed")
+        rerun = job.downstream(failed)
+        states = {k: (TaskState.PENDING if k in rerun else TaskState(tasks[k].state)) for k in tasks}
+        values = {k: dict(t.values) for k, t in tasks.items() if k not in rerun}
+        with self._store.transaction() as tx:
+            for key in rerun:
+                tx.jobs.update_task(run_id, key, state=TaskState.PENDING.value, error="")
+            info = tx.jobs.update_run(run_id, state=JobRunState.RUNNING.value, ended_at=None, message="",
+                                      repairs=info.repairs + 1)
+        state = _RunState(job, info, states, values, {k: tasks[k].attempts for k in tasks})
+        return self._loop(state)
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def _loop(self, st: _RunState) -> JobRunInfo:
+        started = time.monotonic()
+        order = st.job.order()
+        while any(s not in TERMINAL for s in st.states.values()):
+            if st.job.timeout_s is not None and time.monotonic() - started > st.job.timeout_s:
+                return self._abort(st, JobRunState.TIMED_OUT, f"the job timed out after {st.job.timeout_s:g} s")
+            progressed = self._collect(st)
+            for key in order:
+                if st.states[key] is TaskState.PENDING and self._upstream_done(st, key):
+                    progressed |= self._advance(st, key)
+            if not progressed:
+                time.sleep(self._poll)
+        result = run_result(st.states[k] for k in st.job.leaves())
+        failed = [k for k in order if st.states[k] in (TaskState.FAILED, TaskState.TIMED_OUT)]
+        message = f"failed tasks: {', '.join(failed)}" if failed else ""
+        with self._store.transaction() as tx:
+            return tx.jobs.update_run(st.run.id, state=result.value, ended_at=utcnow(), message=message)
+
+    def _upstream_done(self, st: _RunState, key: str) -> bool:
+        return all(st.states[d.task] in TERMINAL for d in st.job.task(key).depends_on)
+
+    def _upstream_states(self, st: _RunState, t: Task) -> list[TaskState]:
+        states = []
+        for dep in t.depends_on:
+            state = st.states[dep.task]
+            if dep.outcome is not None and state is TaskState.SUCCEEDED:
+                taken = str(st.values.get(dep.task, {}).get("outcome"))
+                state = TaskState.SUCCEEDED if taken == dep.outcome else TaskState.EXCLUDED
+            states.append(state)
+        return states
+
+    def _advance(self, st: _RunState, key: str) -> bool:
+        """Decide, evaluate or start a ready task; False when it must wait (retry delay, parallelism)."""
+        t = st.job.task(key)
+        verdict = decide(t.run_if, self._upstream_states(st, t))
+        if verdict is not None:
+            self._finish(st, key, verdict, error="" if verdict is not TaskState.UPSTREAM_FAILED else
+                         "an upstream task failed")
+            return True
+        if time.monotonic() < st.not_before.get(key, 0.0) or len(st.running) >= self._max_parallel:
+            return False
+        ctx = RenderContext(st.job.name, st.run.id, st.run.parameters, st.values)
+        try:
+            params = render(t.parameters, ctx)
+        except MlharborError as exc:
+            self._finish(st, key, TaskState.FAILED, error=exc.message)
+            return True
+        if t.kind is TaskKind.CONDITION:
+            try:
+                outcome = evaluate_condition(params["left"], str(params["op"]), params["right"])
+            except MlharborError as exc:
+                self._finish(st, key, TaskState.FAILED, error=exc.message)
+                return True
+            self._finish(st, key, TaskState.SUCCEEDED, values={"outcome": str(outcome).lower()})
+            return True
+        if t.kind is not TaskKind.PYTHON:
+            self._finish(st, key, TaskState.FAILED, error=f"{t.kind.value} tasks are not supported by this runner yet")
+            return True
+        attempt = st.attempts.get(key, 0) + 1
+        st.attempts[key] = attempt
+        inv = Invocation(st.run.id, key, attempt, t.target, params, t.timeout_s, self._log_root / st.run.id)
+        st.running[key] = _Running(self._executor.start(inv), attempt)
+        st.states[key] = TaskState.RUNNING
+        with self._store.transaction() as tx:
+            tx.jobs.update_task(st.run.id, key, state=TaskState.RUNNING.value, attempts=attempt,
+                                started_at=utcnow(), ended_at=None)
+        return True
+
+    def _collect(self, st: _RunState) -> bool:
+        """Record attempts that finished; schedule retries."""
+        progressed = False
+        for key, running in list(st.running.items()):
+            result = running.handle.poll()
+            if result is None:
+                continue
+            progressed = True
+            del st.running[key]
+            t = st.job.task(key)
+            retry = result.state in (TaskState.FAILED, TaskState.TIMED_OUT) and running.attempt <= t.max_retries
+            if retry:
+                delay = t.min_retry_interval_s * (t.retry_backoff ** (running.attempt - 1))
+                st.not_before[key] = time.monotonic() + delay
+                st.states[key] = TaskState.PENDING
+                with self._store.transaction() as tx:
+                    tx.jobs.update_task(st.run.id, key, state=TaskState.PENDING.value,
+                                        error=f"attempt {running.attempt}: {result.error}"[-4000:],
+                                        log_paths=list(result.log_paths))
+                continue
+            self._finish(st, key, result.state, values=result.values, error=result.error,
+                         log_paths=result.log_paths)
+        return progressed
+
+    def _finish(self, st: _RunState, key: str, state: TaskState, values: dict[str, Any] | None = None,
+                error: str = "", log_paths: tuple[str, ...] = ()) -> None:
+        st.states[key] = state
+        if values is not None:
+            st.values[key] = values
+        fields: dict[str, Any] = {"state": state.value, "error": error[-4000:], "ended_at": utcnow()}
+        if values is not None:
+            fields["values"] = values
+        if log_paths:
+            fields["log_paths"] = list(log_paths)
+        with self._store.transaction() as tx:
+            tx.jobs.update_task(st.run.id, key, **fields)
+
+    def _abort(self, st: _RunState, state: JobRunState, message: str) -> JobRunInfo:
+        for key, running in list(st.running.items()):
+            running.handle.cancel()
+            self._finish(st, key, TaskState.TIMED_OUT if state is JobRunState.TIMED_OUT else TaskState.CANCELLED,
+                         error=message)
+            del st.running[key]
+        for key, s in st.states.items():
+            if s not in TERMINAL:
+                self._finish(st, key, TaskState.CANCELLED, error=message)
+        with self._store.transaction() as tx:
+            return tx.jobs.update_run(st.run.id, state=state.value, ended_at=utcnow(), message=message)
+
+    def task_runs(self, run_id: str) -> list[TaskRunInfo]:
+        with self._store.transaction() as tx:
+            return tx.jobs.task_runs(run_id)

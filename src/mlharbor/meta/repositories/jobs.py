@@ -1,0 +1,124 @@
+"""Deployed job definitions, job runs and task runs."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mlharbor.core.clock import as_utc, utcnow
+from mlharbor.core.entities import JobRunInfo, TaskRunInfo
+from mlharbor.errors import NotFound
+from mlharbor.meta.models import JobRow, JobRunRow, TaskRunRow
+from mlharbor.meta.repositories._common import add_unique
+
+
+def _t(value: Any) -> Any:
+    return None if value is None else as_utc(value)
+
+
+def _run(row: JobRunRow) -> JobRunInfo:
+    return JobRunInfo(row.id, row.job_name, row.state, dict(row.definition), dict(row.parameters), row.trigger,
+                      row.created_by, as_utc(row.created_at), _t(row.started_at), _t(row.ended_at), row.message,
+                      row.repairs)
+
+
+def _task(row: TaskRunRow) -> TaskRunInfo:
+    return TaskRunInfo(row.run_id, row.task_key, row.state, row.attempts, dict(row.task_values), row.error,
+                       tuple(row.log_paths), _t(row.started_at), _t(row.ended_at))
+
+
+class JobRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    # --- definitions ---------------------------------------------------------------------------
+
+    def save_job(self, name: str, definition: dict[str, Any], actor: str) -> bool:
+        """Create or replace a deployed definition; True when something changed."""
+        row = self._session.get(JobRow, name)
+        now = utcnow()
+        if row is None:
+            self._session.add(JobRow(name=name, definition=definition, created_by=actor, created_at=now,
+                                     updated_at=now))
+            self._session.flush()
+            return True
+        if row.definition == definition:
+            return False
+        row.definition, row.updated_at = definition, now
+        self._session.flush()
+        return True
+
+    def get_job(self, name: str) -> dict[str, Any]:
+        row = self._session.get(JobRow, name)
+        if row is None:
+            raise NotFound(f"job {name} does not exist")
+        return dict(row.definition)
+
+    def job_names(self) -> builtins.list[str]:
+        return list(self._session.scalars(select(JobRow.name).order_by(JobRow.name)))
+
+    def delete_job(self, name: str) -> None:
+        row = self._session.get(JobRow, name)
+        if row is None:
+            raise NotFound(f"job {name} does not exist")
+        self._session.delete(row)
+        self._session.flush()
+
+    # --- runs ----------------------------------------------------------------------------------
+
+    def add_run(self, info: JobRunInfo, task_keys: builtins.list[str]) -> JobRunInfo:
+        """Record a new run and a pending task run for each task."""
+        row = JobRunRow(id=info.id, job_name=info.job_name, state=info.state, definition=info.definition,
+                        parameters=info.parameters, trigger=info.trigger, created_by=info.created_by,
+                        created_at=info.created_at, started_at=info.started_at, ended_at=info.ended_at,
+                        message=info.message, repairs=info.repairs)
+        add_unique(self._session, row, f"job run {info.id}")
+        for key in task_keys:
+            self._session.add(TaskRunRow(run_id=info.id, task_key=key, state="pending", attempts=0, task_values={},
+                                         error="", log_paths=[], started_at=None, ended_at=None))
+        self._session.flush()
+        return _run(row)
+
+    def _run_row(self, run_id: str) -> JobRunRow:
+        row = self._session.get(JobRunRow, run_id)
+        if row is None:
+            raise NotFound(f"job run {run_id} does not exist")
+        return row
+
+    def get_run(self, run_id: str) -> JobRunInfo:
+        return _run(self._run_row(run_id))
+
+    def update_run(self, run_id: str, **fields: Any) -> JobRunInfo:
+        row = self._run_row(run_id)
+        for key, value in fields.items():
+            setattr(row, key, value)
+        self._session.flush()
+        return _run(row)
+
+    def runs(self, job_name: str | None = None, limit: int = 50,
+             states: builtins.list[str] | None = None) -> builtins.list[JobRunInfo]:
+        """Runs, newest first."""
+        stmt = select(JobRunRow)
+        if job_name is not None:
+            stmt = stmt.where(JobRunRow.job_name == job_name)
+        if states:
+            stmt = stmt.where(JobRunRow.state.in_(states))
+        stmt = stmt.order_by(JobRunRow.created_at.desc(), JobRunRow.id).limit(limit)
+        return [_run(r) for r in self._session.scalars(stmt)]
+
+    def task_runs(self, run_id: str) -> builtins.list[TaskRunInfo]:
+        stmt = select(TaskRunRow).where(TaskRunRow.run_id == run_id).order_by(TaskRunRow.id)
+        return [_task(r) for r in self._session.scalars(stmt)]
+
+    def update_task(self, run_id: str, task_key: str, **fields: Any) -> TaskRunInfo:
+        row = self._session.scalars(select(TaskRunRow).where(TaskRunRow.run_id == run_id,
+                                                             TaskRunRow.task_key == task_key)).one_or_none()
+        if row is None:
+            raise NotFound(f"job run {run_id} has no task {task_key}")
+        for key, value in fields.items():
+            setattr(row, "task_values" if key == "values" else key, value)
+        self._session.flush()
+        return _task(row)

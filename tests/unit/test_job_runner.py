@@ -1,0 +1,203 @@
+"""The job runner on both executors: values, run_if, conditions, retries, timeouts, repair, logs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlharbor.config import load_settings
+from mlharbor.errors import Conflict, InvalidArgument
+from mlharbor.jobs import Dependency, Job, JobRunState, RunIf, Task, TaskKind, TaskState
+from mlharbor.jobs.executors import InProcessExecutor, SubprocessExecutor
+from mlharbor.jobs.runner import JobRunner, evaluate_condition
+from mlharbor.meta import MetadataStore
+
+TASKS = '''
+import os, sys, time
+from pathlib import Path
+from mlharbor.jobs.context import set_value
+
+def count(path):
+    p = Path(path)
+    n = int(p.read_text()) + 1 if p.exists() else 1
+    p.write_text(str(n))
+    return n
+
+def extract(marker, rows=3):
+    count(marker)
+    set_value("rows", rows)
+    return {"table": "dev.raw.trips"}
+
+def train(rows, table, alpha=0.5):
+    return {"score": rows * alpha, "table_seen": table}
+
+def fail(message="boom"):
+    raise RuntimeError(message)
+
+def flaky(counter, fail_times):
+    if count(counter) <= fail_times:
+        raise RuntimeError("not yet")
+    return {"ok": True}
+
+def sleepy(seconds, pid_file=None):
+    if pid_file:
+        Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(seconds)
+
+def gated(flag, marker):
+    count(marker)
+    if not Path(flag).exists():
+        raise RuntimeError("flag missing")
+    return {"gated": True}
+
+def shout(megabytes):
+    chunk = "x" * 1023 + "\\n"
+    for _ in range(megabytes * 1024):
+        sys.stdout.write(chunk)
+    return {"printed": megabytes}
+'''
+
+
+def py(key: str, fn: str, *deps: str | Dependency, **kw: object) -> Task:
+    return Task(key, TaskKind.PYTHON, f"jtasks:{fn}",
+                depends_on=tuple(d if isinstance(d, Dependency) else Dependency(d) for d in deps), **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "jtasks.py").write_text(TASKS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("jtasks", None)
+    return tmp_path
+
+
+@pytest.fixture
+def store(project: Path) -> Iterator[MetadataStore]:
+    s = MetadataStore(load_settings(project).current.metadata_url)
+    s.upgrade()
+    yield s
+    s.dispose()
+
+
+@pytest.fixture(params=["in_process", "subprocess"])
+def runner(request: pytest.FixtureRequest, store: MetadataStore, project: Path) -> JobRunner:
+    executor = InProcessExecutor() if request.param == "in_process" else SubprocessExecutor()
+    return JobRunner(store, executor, project / "logs", poll_interval=0.01)
+
+
+def states(runner: JobRunner, run_id: str) -> dict[str, str]:
+    return {t.task_key: t.state for t in runner.task_runs(run_id)}
+
+
+def test_values_flow_between_tasks(runner: JobRunner, project: Path) -> None:
+    job = Job("etl", [
+        py("extract", "extract", parameters={"marker": str(project / "m"), "rows": "{{job.parameters.rows}}"}),
+        py("train", "train", "extract", parameters={"rows": "{{tasks.extract.values.rows}}",
+                                                     "table": "{{tasks.extract.values.table}}"}),
+    ], parameters={"rows": 4})
+    run = runner.run(job, {"rows": 6})
+    assert run.state == JobRunState.SUCCEEDED and run.parameters == {"rows": 6}
+    tasks = {t.task_key: t for t in runner.task_runs(run.id)}
+    assert tasks["extract"].values == {"rows": 6, "table": "dev.raw.trips"}
+    assert tasks["train"].values == {"score": 3.0, "table_seen": "dev.raw.trips"}
+    assert all(t.attempts == 1 and t.started_at and t.ended_at for t in tasks.values())
+    with pytest.raises(InvalidArgument, match="no parameters"):
+        runner.run(job, {"nope": 1})
+
+
+def test_run_if_after_a_failure(runner: JobRunner) -> None:
+    job = Job("rules", [
+        py("a", "fail"),
+        py("ok", "train", parameters={"rows": 1, "table": "t"}),
+        py("b", "train", "a", parameters={"rows": 1, "table": "t"}),
+        py("always", "train", "a", "ok", parameters={"rows": 2, "table": "t"}, run_if=RunIf.ALL_DONE),
+        py("on_failure", "train", "a", parameters={"rows": 3, "table": "t"}, run_if=RunIf.AT_LEAST_ONE_FAILED),
+        py("any_ok", "train", "a", "ok", parameters={"rows": 4, "table": "t"}, run_if=RunIf.AT_LEAST_ONE_SUCCESS),
+        py("none_failed", "train", "ok", parameters={"rows": 5, "table": "t"}, run_if=RunIf.NONE_FAILED),
+    ])
+    run = runner.run(job)
+    assert states(runner, run.id) == {"a": "failed", "ok": "succeeded", "b": "upstream_failed",
+                                      "always": "succeeded", "on_failure": "succeeded", "any_ok": "succeeded",
+                                      "none_failed": "succeeded"}
+    assert run.state == JobRunState.FAILED and "a" in run.message
+    failed = next(t for t in runner.task_runs(run.id) if t.task_key == "a")
+    assert "RuntimeError: boom" in failed.error
+
+
+def test_conditions_pick_a_branch(runner: JobRunner) -> None:
+    job = Job("branches", [
+        py("score", "train", parameters={"rows": 10, "table": "t", "alpha": 0.09}),
+        Task("good", TaskKind.CONDITION, parameters={"left": "{{tasks.score.values.score}}", "op": ">=",
+                                                     "right": 0.8}, depends_on=(Dependency("score"),)),
+        py("promote", "train", Dependency("good", "true"), parameters={"rows": 1, "table": "t"}),
+        py("alert", "train", Dependency("good", "false"), parameters={"rows": 1, "table": "t"}),
+    ])
+    run = runner.run(job)
+    got = states(runner, run.id)
+    assert got["good"] == "succeeded" and got["promote"] == "succeeded" and got["alert"] == "excluded"
+    assert run.state == JobRunState.SUCCEEDED  # an excluded leaf is fine
+    assert evaluate_condition("3", "<", 10) and evaluate_condition("a", "!=", "b")
+    with pytest.raises(InvalidArgument):
+        evaluate_condition("a", ">", "b")
+
+
+def test_retries_with_backoff(runner: JobRunner, project: Path) -> None:
+    job = Job("retry", [py("flaky", "flaky", parameters={"counter": str(project / "c"), "fail_times": 2},
+                           max_retries=2, min_retry_interval_s=0.05, retry_backoff=2.0)])
+    started = time.monotonic()
+    run = runner.run(job)
+    task = runner.task_runs(run.id)[0]
+    assert run.state == JobRunState.SUCCEEDED and task.attempts == 3 and task.values == {"ok": True}
+    assert time.monotonic() - started >= 0.15  # waited 0.05 then 0.1 s
+    again = runner.run(Job("retry2", [py("flaky", "flaky", parameters={"counter": str(project / "d"),
+                                                                       "fail_times": 5}, max_retries=1)]))
+    assert again.state == JobRunState.FAILED and runner.task_runs(again.id)[0].attempts == 2
+
+
+def test_timeouts(runner: JobRunner, project: Path) -> None:
+    pid_file = project / "pid"
+    run = runner.run(Job("slow", [py("hang", "sleepy", parameters={"seconds": 60, "pid_file": str(pid_file)},
+                                     timeout_s=1.0)]))
+    task = runner.task_runs(run.id)[0]
+    assert task.state == TaskState.TIMED_OUT and run.state == JobRunState.FAILED
+    if isinstance(runner._executor, SubprocessExecutor):
+        pid = int(pid_file.read_text())
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # killed at its timeout
+    whole = runner.run(Job("slow_job", [py("hang", "sleepy", parameters={"seconds": 60})], timeout_s=1.0))
+    assert whole.state == JobRunState.TIMED_OUT
+    assert runner.task_runs(whole.id)[0].state in (TaskState.TIMED_OUT, TaskState.CANCELLED)
+
+
+def test_repair_reruns_failed_tasks_and_dependents_only(runner: JobRunner, project: Path) -> None:
+    flag, marker_a, marker_b = project / "flag", project / "a", project / "b"
+    job = Job("repairable", [
+        py("a", "extract", parameters={"marker": str(marker_a)}),
+        py("b", "gated", "a", parameters={"flag": str(flag), "marker": str(marker_b)}),
+        py("c", "train", "b", parameters={"rows": "{{tasks.a.values.rows}}", "table": "t"}),
+    ])
+    run = runner.run(job)
+    assert run.state == JobRunState.FAILED and states(runner, run.id)["c"] == "upstream_failed"
+    with pytest.raises(Conflict, match="nothing to repair"):
+        runner.repair(runner.run(Job("fine", [py("x", "train", parameters={"rows": 1, "table": "t"})])).id)
+    flag.touch()
+    repaired = runner.repair(run.id)
+    assert repaired.id == run.id and repaired.state == JobRunState.SUCCEEDED and repaired.repairs == 1
+    assert marker_a.read_text() == "1" and marker_b.read_text() == "2"  # a kept, b rerun
+    tasks = {t.task_key: t for t in runner.task_runs(run.id)}
+    assert tasks["c"].values == {"score": 1.5, "table_seen": "t"} and tasks["b"].attempts == 2
+
+
+def test_subprocess_logs_and_a_flood_of_output(store: MetadataStore, project: Path) -> None:
+    runner = JobRunner(store, SubprocessExecutor(), project / "logs", poll_interval=0.01)
+    run = runner.run(Job("loud", [py("shout", "shout", parameters={"megabytes": 20})]))
+    task = runner.task_runs(run.id)[0]
+    assert run.state == JobRunState.SUCCEEDED and task.values == {"printed": 20}
+    stdout = Path(task.log_paths[0])
+    assert stdout.stat().st_size >= 20 * 1024 * 1024 and stdout.name == "shout-attempt1.stdout.log"
