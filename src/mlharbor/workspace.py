@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from mlharbor.client.models import RestModels
     from mlharbor.evaluation import EvaluationResult
     from mlharbor.features.online import OnlineStore
+    from mlharbor.jobs.service import JobService
     from mlharbor.lake.base import TableStore
     from mlharbor.meta import MetadataStore
     from mlharbor.registry.delivery import EventDispatcher
@@ -106,6 +107,11 @@ class Services:
         from mlharbor.registry.models import ModelStore
 
         return ModelStore(self.catalog, actor, self.tracking_engine(), self.tracking(actor))
+
+    def jobs(self, actor: Actor) -> JobService:
+        from mlharbor.jobs.service import JobService
+
+        return JobService(self.catalog, actor)
 
     def dispatcher(self) -> EventDispatcher:
         """Delivers outbox events to webhooks and internal subscribers (``run_once``, ``run_forever``)."""
@@ -193,6 +199,11 @@ class Workspace:
         return self.services.tracking(self._local_actor())
 
     @property
+    def jobs(self) -> JobService:
+        """Job definitions and runs: deploy, run, runs, logs, repair (see :mod:`mlharbor.jobs`)."""
+        return self.services.jobs(self._local_actor())
+
+    @property
     def models(self) -> ModelStore | RestModels:
         """Log and load models; versions, stages, transition requests, approvals, rollback (through the
         server's registry routes and MLflow API on a connected workspace)."""
@@ -220,7 +231,7 @@ class Workspace:
 
     def _local_actor(self) -> Actor:
         if self.actor is None:
-            raise InvalidArgument("tracking and evaluation are not available through Workspace.connect yet; "
+            raise InvalidArgument("tracking, evaluation and jobs are not available through Workspace.connect yet; "
                                   "open the workspace directly (Workspace.open) or use MLflow's own client")
         return self.actor
 

@@ -57,6 +57,8 @@ HELP_INVOCATIONS = [
     ["models", "approve", "--help"],
     ["runs", "--help"],
     ["webhooks", "--help"],
+    ["jobs", "--help"],
+    ["jobs", "run", "--help"],
 ]
 
 

@@ -19,6 +19,7 @@ from mlharbor.cli import (
     features,
     grants,
     init,
+    jobs,
     models,
     quickstart,
     runs,
@@ -110,6 +111,7 @@ app.command("server")(server.serve)
 app.add_typer(tables.app, name="tables")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
+app.add_typer(jobs.app, name="jobs")
 app.add_typer(runs.app, name="runs")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(users.app, name="users")

@@ -310,6 +310,8 @@ class JobRunInfo:
     ended_at: datetime | None = None
     message: str = ""
     repairs: int = 0
+    owner: str = ""  # host:pid of the runner driving the run
+    heartbeat_at: datetime | None = None
 
 
 @dataclass(frozen=True)

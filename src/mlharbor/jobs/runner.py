@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import operator
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +55,51 @@ class _RunState:
     running: dict[str, _Running] = field(default_factory=dict)
 
 
+HEARTBEAT_S = 5.0  # how often a runner says it is alive
+LOST_AFTER_S = 60.0  # a run whose runner has been silent this long (or whose process is gone) is lost
+
+
+def runner_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive_here(owner: str) -> bool | None:
+    """Whether the runner process ``host:pid`` is alive, when it ran on this host (else None)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_lost_runs(store: MetadataStore, lost_after_s: float = LOST_AFTER_S) -> list[str]:
+    """Mark runs whose runner died (its process is gone, or it stopped sending heartbeats) as failed
+    with a "lost worker" message, and their running tasks as failed; repair then completes them
+    without rerunning what succeeded. Returns the ids of the runs marked."""
+    now = utcnow()
+    lost: list[str] = []
+    with store.transaction() as tx:
+        candidates = tx.jobs.runs(limit=1000, states=[JobRunState.RUNNING.value])
+    for run in candidates:
+        alive = _alive_here(run.owner)
+        silent = run.heartbeat_at is None or (now - run.heartbeat_at).total_seconds() > lost_after_s
+        if alive is False or (alive is None and silent):
+            message = f"lost worker: the runner {run.owner or '?'} stopped while the run was going"
+            with store.transaction() as tx:
+                for task in tx.jobs.task_runs(run.id):
+                    if task.state in (TaskState.RUNNING.value, TaskState.QUEUED.value):
+                        tx.jobs.update_task(run.id, task.task_key, state=TaskState.FAILED.value, error=message,
+                                            ended_at=now)
+                tx.jobs.update_run(run.id, state=JobRunState.FAILED.value, ended_at=now, message=message)
+            lost.append(run.id)
+    return lost
+
+
 def evaluate_condition(left: Any, op: str, right: Any) -> bool:
     """Compare two rendered values; numbers compare as numbers, anything else as text."""
     def number(v: Any) -> float | None:
@@ -75,7 +122,7 @@ class JobRunner:
     """Runs jobs synchronously in this process, recording runs in the metadata store."""
 
     def __init__(self, store: MetadataStore, executor: Executor, log_root: Path, actor: str = "local",
-                 max_parallel: int = 4, poll_interval: float = 0.02) -> None:
+                 max_parallel: int = 4, poll_interval: float = 0.02, work_dir: Path | None = None) -> None:
         if max_parallel < 1:
             raise InvalidArgument("max_parallel must be at least 1")
         self._store = store
@@ -84,6 +131,7 @@ class JobRunner:
         self._actor = actor
         self._max_parallel = max_parallel
         self._poll = poll_interval
+        self._work_dir = work_dir
 
     # --- entry points --------------------------------------------------------------------------
 
@@ -95,7 +143,7 @@ class JobRunner:
                                   f"{sorted(job.parameters) or 'none'}")
         params = {**job.parameters, **(parameters or {})}
         info = JobRunInfo(new_id(), job.name, JobRunState.RUNNING.value, job.to_dict(), params, trigger,
-                          self._actor, utcnow(), started_at=utcnow())
+                          self._actor, utcnow(), started_at=utcnow(), owner=runner_identity(), heartbeat_at=utcnow())
         with self._store.transaction() as tx:
             tx.jobs.add_run(info, [t.key for t in job.tasks])
         state = _RunState(job, info, {t.key: TaskState.PENDING for t in job.tasks}, {}, {})
@@ -120,16 +168,20 @@ class JobRunner:
             for key in rerun:
                 tx.jobs.update_task(run_id, key, state=TaskState.PENDING.value, error="")
             info = tx.jobs.update_run(run_id, state=JobRunState.RUNNING.value, ended_at=None, message="",
-                                      repairs=info.repairs + 1)
+                                      repairs=info.repairs + 1, owner=runner_identity(), heartbeat_at=utcnow())
         state = _RunState(job, info, states, values, {k: tasks[k].attempts for k in tasks})
         return self._loop(state)
 
     # --- the loop ------------------------------------------------------------------------------
 
     def _loop(self, st: _RunState) -> JobRunInfo:
-        started = time.monotonic()
+        started = last_beat = time.monotonic()
         order = st.job.order()
         while any(s not in TERMINAL for s in st.states.values()):
+            if time.monotonic() - last_beat >= HEARTBEAT_S:
+                last_beat = time.monotonic()
+                with self._store.transaction() as tx:
+                    tx.jobs.update_run(st.run.id, heartbeat_at=utcnow())
             if st.job.timeout_s is not None and time.monotonic() - started > st.job.timeout_s:
                 return self._abort(st, JobRunState.TIMED_OUT, f"the job timed out after {st.job.timeout_s:g} s")
             progressed = self._collect(st)
@@ -186,7 +238,8 @@ class JobRunner:
             return True
         attempt = st.attempts.get(key, 0) + 1
         st.attempts[key] = attempt
-        inv = Invocation(st.run.id, key, attempt, t.target, params, t.timeout_s, self._log_root / st.run.id)
+        inv = Invocation(st.run.id, key, attempt, t.target, params, t.timeout_s, self._log_root / st.run.id,
+                         self._work_dir)
         st.running[key] = _Running(self._executor.start(inv), attempt)
         st.states[key] = TaskState.RUNNING
         with self._store.transaction() as tx:

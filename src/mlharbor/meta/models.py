@@ -438,6 +438,8 @@ class JobRunRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     message: Mapped[str] = mapped_column(Text)
     repairs: Mapped[int] = mapped_column(Integer)
+    owner: Mapped[str] = mapped_column(String)  # host:pid of the runner driving it
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class TaskRunRow(Base):

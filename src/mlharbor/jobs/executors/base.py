@@ -21,6 +21,7 @@ class Invocation:
     parameters: dict[str, Any]
     timeout_s: float | None
     log_dir: Path
+    work_dir: Path | None = None  # the project: importable, and the working directory of the attempt
 
 
 @dataclass(frozen=True)

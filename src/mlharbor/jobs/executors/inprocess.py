@@ -6,6 +6,7 @@ left to finish on its own (its result is discarded). Use the subprocess executor
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import traceback
@@ -27,6 +28,9 @@ class _ThreadHandle(AttemptHandle):
         self._thread.start()
 
     def _run(self) -> None:
+        work_dir = str(self._inv.work_dir) if self._inv.work_dir is not None else None
+        if work_dir is not None and work_dir not in sys.path:
+            sys.path.insert(0, work_dir)  # the project's modules are importable, as in a subprocess
         try:
             values = call_task(self._inv.target, self._inv.parameters)
             result = AttemptResult(TaskState.SUCCEEDED, values)

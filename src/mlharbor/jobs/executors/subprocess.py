@@ -25,10 +25,12 @@ class _ProcessHandle(AttemptHandle):
         self._result_file = base.with_suffix(".result.json")
         spec_file = base.with_suffix(".spec.json")
         spec_file.write_text(json.dumps({"target": invocation.target, "parameters": invocation.parameters,
-                                         "result_file": str(self._result_file), "cwd": os.getcwd()}, default=str))
+                                         "result_file": str(self._result_file),
+                                         "cwd": str(invocation.work_dir or os.getcwd())}, default=str))
         with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
             self._proc = subprocess.Popen([sys.executable, "-m", "mlharbor.jobs.worker", str(spec_file)],
-                                          stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+                                          stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
+                                          cwd=invocation.work_dir)
         self._deadline = None if invocation.timeout_s is None else time.monotonic() + invocation.timeout_s
         self._result: AttemptResult | None = None
 

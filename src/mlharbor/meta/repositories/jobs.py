@@ -22,7 +22,7 @@ def _t(value: Any) -> Any:
 def _run(row: JobRunRow) -> JobRunInfo:
     return JobRunInfo(row.id, row.job_name, row.state, dict(row.definition), dict(row.parameters), row.trigger,
                       row.created_by, as_utc(row.created_at), _t(row.started_at), _t(row.ended_at), row.message,
-                      row.repairs)
+                      row.repairs, row.owner, _t(row.heartbeat_at))
 
 
 def _task(row: TaskRunRow) -> TaskRunInfo:
@@ -74,7 +74,8 @@ class JobRepository:
         row = JobRunRow(id=info.id, job_name=info.job_name, state=info.state, definition=info.definition,
                         parameters=info.parameters, trigger=info.trigger, created_by=info.created_by,
                         created_at=info.created_at, started_at=info.started_at, ended_at=info.ended_at,
-                        message=info.message, repairs=info.repairs)
+                        message=info.message, repairs=info.repairs, owner=info.owner,
+                        heartbeat_at=info.heartbeat_at)
         add_unique(self._session, row, f"job run {info.id}")
         for key in task_keys:
             self._session.add(TaskRunRow(run_id=info.id, task_key=key, state="pending", attempts=0, task_values={},

@@ -54,6 +54,8 @@ def upgrade() -> None:
         _ts("ended_at", nullable=True),
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("repairs", sa.Integer(), nullable=False),
+        sa.Column("owner", sa.String(), nullable=False),
+        _ts("heartbeat_at", nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_mlh_job_runs"),
     )
     op.create_index("ix_mlh_job_runs_job_name_created_at", "mlh_job_runs", ["job_name", "created_at"])

@@ -1,0 +1,138 @@
+"""``mlharbor jobs``: deploy, run and inspect jobs; logs; repair."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from mlharbor.cli._context import open_workspace, state
+from mlharbor.cli._output import as_dict, console, print_info, print_json, print_records
+from mlharbor.errors import InvalidArgument
+
+app = typer.Typer(help="Jobs: deploy, run, list runs, show a run, logs, repair.", no_args_is_help=True)
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+Executor = Annotated[str, typer.Option(help="Where task attempts run: subprocess (default) or in_process.")]
+
+
+def _parse_params(items: list[str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"--param takes NAME=VALUE, not {item!r}")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def _show_tasks(ws: Any, run_id: str) -> None:
+    tasks = ws.jobs.task_runs(run_id)
+    print_records([{"task": t.task_key, "state": t.state, "attempts": t.attempts,
+                    "values": json.dumps(t.values) if t.values else "", "error": t.error.strip().splitlines()[-1]
+                    if t.error.strip() else ""} for t in tasks], ["task", "state", "attempts", "values", "error"])
+
+
+@app.command("ls")
+def list_jobs(ctx: typer.Context, as_json: Json = False) -> None:
+    """Deployed jobs."""
+    with open_workspace(ctx, remote=False) as ws:
+        names = ws.jobs.list()
+    if as_json:
+        print_json(names)
+        return
+    print_records([{"job": n} for n in names], ["job"], empty="no jobs deployed")
+
+
+@app.command()
+def deploy(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="module:attribute of a Job object, e.g. "
+                                                                       "pipelines.churn:job")]) -> None:
+    """Deploy a job defined in Python (the project directory is importable)."""
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise InvalidArgument(f"give the job as module:attribute, not {ref!r}")
+    sys.path.insert(0, str(state(ctx).directory))
+    try:
+        job = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidArgument(f"cannot import {ref}: {exc}") from None
+    with open_workspace(ctx, remote=False) as ws:
+        changed = ws.jobs.deploy(job)
+    print_info(f"deployed {job.name}" if changed else f"{job.name} is already deployed as defined")
+
+
+@app.command()
+def run(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A deployed job.")],
+        param: Annotated[list[str] | None, typer.Option("--param", help="NAME=VALUE (JSON values parsed).")] = None,
+        executor: Executor = "subprocess", as_json: Json = False) -> None:
+    """Run a deployed job to the end and show its tasks; exits 1 when the run did not succeed."""
+    with open_workspace(ctx, remote=False) as ws:
+        result = ws.jobs.run(name, _parse_params(param), executor=executor)
+        if as_json:
+            print_json({**as_dict(result), "tasks": [as_dict(t) for t in ws.jobs.task_runs(result.id)]})
+        else:
+            _show_tasks(ws, result.id)
+            print_info(f"run {result.id}: {result.state}{' — ' + result.message if result.message else ''}")
+    if result.state != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command()
+def runs(ctx: typer.Context, name: Annotated[str | None, typer.Argument(help="Only this job.")] = None,
+         limit: Annotated[int, typer.Option(help="At most this many runs.")] = 20, as_json: Json = False) -> None:
+    """Runs, newest first."""
+    with open_workspace(ctx, remote=False) as ws:
+        found = ws.jobs.runs(name, limit)
+    records = [{k: v for k, v in as_dict(r).items() if k != "definition"} for r in found]
+    if as_json:
+        print_json(records)
+        return
+    print_records(records, ["id", "job_name", "state", "trigger", "created_at", "ended_at", "repairs", "message"],
+                  empty="no runs")
+
+
+@app.command()
+def show(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="Run id.")], as_json: Json = False) -> None:
+    """A run's tasks: state, attempts, values, last error."""
+    with open_workspace(ctx, remote=False) as ws:
+        info = ws.jobs.get_run(run_id)
+        if as_json:
+            print_json({**as_dict(info), "tasks": [as_dict(t) for t in ws.jobs.task_runs(run_id)]})
+            return
+        _show_tasks(ws, run_id)
+    print_info(f"run {info.id} of {info.job_name}: {info.state}")
+
+
+@app.command()
+def logs(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="Run id.")],
+         task: Annotated[str, typer.Argument(help="Task key.")],
+         stderr: Annotated[bool, typer.Option("--stderr", help="Show stderr instead of stdout.")] = False) -> None:
+    """The output of a task's last attempt (last 1 MB)."""
+    with open_workspace(ctx, remote=False) as ws:
+        text = ws.jobs.logs(run_id, task, "stderr" if stderr else "stdout")
+    console().out(text, end="")
+
+
+@app.command()
+def repair(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="A finished run.")],
+           executor: Executor = "subprocess") -> None:
+    """Rerun the failed tasks of a run and their dependents; succeeded tasks are kept."""
+    with open_workspace(ctx, remote=False) as ws:
+        result = ws.jobs.repair(run_id, executor=executor)
+        _show_tasks(ws, run_id)
+    print_info(f"run {result.id}: {result.state} after {result.repairs} repair(s)")
+    if result.state != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command()
+def recover(ctx: typer.Context) -> None:
+    """Mark runs whose runner died as failed (lost worker), so they can be repaired."""
+    with open_workspace(ctx, remote=False) as ws:
+        lost = ws.jobs.recover()
+    print_info(f"{len(lost)} lost run(s){': ' + ', '.join(lost) if lost else ''}")

@@ -1,0 +1,143 @@
+"""``ws.jobs``: deploy job definitions, run them, list runs, read logs, repair — checked and audited.
+
+Jobs belong to the workspace target's environment: deploying, running and repairing need ``write``
+there, reading ``read``. Runs are driven by a :class:`mlharbor.jobs.runner.JobRunner` in the calling
+process (the scheduler will drive triggered runs); task attempts run in subprocesses by default
+(``executor="in_process"`` for debugging). Logs of subprocess attempts are kept under
+``<home>/job-logs/<run id>/``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlharbor.auth.audit import record
+from mlharbor.auth.policy import Permission
+from mlharbor.core.entities import JobRunInfo, TaskRunInfo
+from mlharbor.errors import InvalidArgument, NotFound
+from mlharbor.jobs.definitions import Job
+from mlharbor.jobs.executors import Executor, InProcessExecutor, SubprocessExecutor
+from mlharbor.jobs.runner import JobRunner, recover_lost_runs
+
+if TYPE_CHECKING:
+    from mlharbor.catalog.service import CatalogContext
+    from mlharbor.core.actors import Actor
+
+EXECUTORS: dict[str, type[Executor]] = {"subprocess": SubprocessExecutor, "in_process": InProcessExecutor}
+MAX_LOG_BYTES = 1024 * 1024
+
+
+def executor_named(name: str) -> Executor:
+    try:
+        return EXECUTORS[name]()
+    except KeyError:
+        raise InvalidArgument(f"unknown executor {name!r}; use {', '.join(EXECUTORS)}") from None
+
+
+class JobService:
+    """Jobs of the current target, acting as one principal."""
+
+    def __init__(self, ctx: CatalogContext, actor: Actor) -> None:
+        self._ctx = ctx
+        self._actor = actor
+
+    @property
+    def log_root(self) -> Path:
+        return self._ctx.settings.home / "job-logs"
+
+    def _authorize(self, permission: Permission, action: str, resource: str) -> None:
+        self._ctx.auth.authorize(self._actor, permission, self._ctx.settings.current.environment, action, resource)
+
+    def _runner(self, executor: str) -> JobRunner:
+        return JobRunner(self._ctx.store, executor_named(executor), self.log_root, actor=self._actor.principal,
+                         work_dir=self._ctx.settings.project_root)
+
+    # --- definitions ---------------------------------------------------------------------------
+
+    def deploy(self, job: Job) -> bool:
+        """Store (or replace) ``job``'s definition; True when it changed. Idempotent."""
+        if not isinstance(job, Job):
+            raise InvalidArgument("deploy takes a mlharbor.jobs.Job")
+        self._authorize(Permission.WRITE, "job.deploy", f"job:{job.name}")
+        with self._ctx.store.transaction() as tx:
+            changed = tx.jobs.save_job(job.name, job.to_dict(), self._actor.principal)
+            if changed:
+                record(tx, self._actor, "job.deploy", f"job:{job.name}", {"tasks": [t.key for t in job.tasks]})
+        return changed
+
+    def get(self, name: str) -> Job:
+        self._authorize(Permission.READ, "job.read", f"job:{name}")
+        with self._ctx.store.transaction() as tx:
+            return Job.from_dict(tx.jobs.get_job(name))
+
+    def list(self) -> builtins.list[str]:
+        self._authorize(Permission.READ, "job.read", "jobs")
+        with self._ctx.store.transaction() as tx:
+            return tx.jobs.job_names()
+
+    def delete(self, name: str) -> None:
+        self._authorize(Permission.WRITE, "job.delete", f"job:{name}")
+        with self._ctx.store.transaction() as tx:
+            tx.jobs.delete_job(name)
+            record(tx, self._actor, "job.delete", f"job:{name}")
+
+    # --- runs ----------------------------------------------------------------------------------
+
+    def run(self, job: Job | str, parameters: dict[str, Any] | None = None, executor: str = "subprocess",
+            trigger: str = "manual") -> JobRunInfo:
+        """Run a deployed job (by name) or a ``Job`` object to the end; returns the finished run."""
+        definition = self.get(job) if isinstance(job, str) else job
+        self._authorize(Permission.WRITE, "job.run", f"job:{definition.name}")
+        runner = self._runner(executor)
+        with self._ctx.store.transaction() as tx:
+            record(tx, self._actor, "job.run", f"job:{definition.name}", {"trigger": trigger})
+        return runner.run(definition, parameters, trigger)
+
+    def repair(self, run_id: str, executor: str = "subprocess") -> JobRunInfo:
+        """Rerun the failed tasks of a finished run and their dependents, in the same run."""
+        run = self.get_run(run_id)
+        self._authorize(Permission.WRITE, "job.repair", f"job:{run.job_name}")
+        with self._ctx.store.transaction() as tx:
+            record(tx, self._actor, "job.repair", f"job_run:{run_id}")
+        return self._runner(executor).repair(run_id)
+
+    def recover(self) -> builtins.list[str]:
+        """Mark runs whose runner died as failed (lost worker); returns their ids."""
+        self._authorize(Permission.WRITE, "job.recover", "jobs")
+        return recover_lost_runs(self._ctx.store)
+
+    def runs(self, job_name: str | None = None, limit: int = 20) -> builtins.list[JobRunInfo]:
+        self._authorize(Permission.READ, "job.read", f"job:{job_name or '*'}")
+        with self._ctx.store.transaction() as tx:
+            return tx.jobs.runs(job_name, limit)
+
+    def get_run(self, run_id: str) -> JobRunInfo:
+        self._authorize(Permission.READ, "job.read", f"job_run:{run_id}")
+        with self._ctx.store.transaction() as tx:
+            return tx.jobs.get_run(run_id)
+
+    def task_runs(self, run_id: str) -> builtins.list[TaskRunInfo]:
+        self._authorize(Permission.READ, "job.read", f"job_run:{run_id}")
+        with self._ctx.store.transaction() as tx:
+            tx.jobs.get_run(run_id)
+            return tx.jobs.task_runs(run_id)
+
+    def logs(self, run_id: str, task_key: str, stream: str = "stdout") -> str:
+        """The last attempt's stdout or stderr of a task (the last 1 MB)."""
+        if stream not in ("stdout", "stderr"):
+            raise InvalidArgument("stream is stdout or stderr")
+        task = next((t for t in self.task_runs(run_id) if t.task_key == task_key), None)
+        if task is None:
+            raise NotFound(f"job run {run_id} has no task {task_key}")
+        path = next((Path(p) for p in task.log_paths if p.endswith(f".{stream}.log")), None)
+        if path is None or not path.is_file():
+            return ""
+        root = self.log_root.resolve()
+        if root not in path.resolve().parents:
+            raise InvalidArgument(f"log {path} is outside {root}")
+        with open(path, "rb") as fh:
+            size = path.stat().st_size
+            fh.seek(max(0, size - MAX_LOG_BYTES))
+            return fh.read().decode(errors="replace")
