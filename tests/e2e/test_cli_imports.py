@@ -59,6 +59,7 @@ HELP_INVOCATIONS = [
     ["webhooks", "--help"],
     ["jobs", "--help"],
     ["jobs", "run", "--help"],
+    ["scheduler", "--help"],
 ]
 
 

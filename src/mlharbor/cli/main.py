@@ -23,6 +23,7 @@ from mlharbor.cli import (
     models,
     quickstart,
     runs,
+    scheduler,
     server,
     tables,
     tokens,
@@ -108,6 +109,7 @@ def _root(
 app.command("init")(init.init_project)
 app.command("quickstart")(quickstart.quickstart)
 app.command("server")(server.serve)
+app.command("scheduler")(scheduler.scheduler)
 app.add_typer(tables.app, name="tables")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")

@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any, overload
 
 from mlharbor.errors import InvalidArgument
+from mlharbor.jobs.schedules import Schedule
 from mlharbor.jobs.states import RunIf
 from mlharbor.jobs.templating import referenced_tasks
 
@@ -157,10 +158,11 @@ class Job:
     timeout_s: float | None = None
     tags: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    schedule: Schedule | None = None
 
     def __init__(self, name: str, tasks: Iterable[Task], parameters: dict[str, Any] | None = None,
                  max_concurrent_runs: int = 1, timeout_s: float | None = None, tags: dict[str, str] | None = None,
-                 description: str = "") -> None:
+                 description: str = "", schedule: Schedule | str | None = None) -> None:
         object.__setattr__(self, "name", check_key(name, "job name"))
         object.__setattr__(self, "tasks", tuple(tasks))
         object.__setattr__(self, "parameters", dict(parameters or {}))
@@ -168,6 +170,7 @@ class Job:
         object.__setattr__(self, "timeout_s", timeout_s)
         object.__setattr__(self, "tags", {str(k): str(v) for k, v in (tags or {}).items()})
         object.__setattr__(self, "description", description)
+        object.__setattr__(self, "schedule", Schedule(schedule) if isinstance(schedule, str) else schedule)
         self.validate()
 
     def validate(self) -> None:
@@ -254,21 +257,24 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "tasks": [t.to_dict() for t in self.tasks], "parameters": dict(self.parameters),
                 "max_concurrent_runs": self.max_concurrent_runs, "timeout_s": self.timeout_s,
-                "tags": dict(self.tags), "description": self.description}
+                "tags": dict(self.tags), "description": self.description,
+                "schedule": None if self.schedule is None else self.schedule.to_dict()}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Job:
         if not isinstance(raw, dict) or "name" not in raw:
             raise InvalidArgument("a job is a mapping with a name and tasks")
-        unknown = set(raw) - {"name", "tasks", "parameters", "max_concurrent_runs", "timeout_s", "tags", "description"}
+        unknown = set(raw) - {"name", "tasks", "parameters", "max_concurrent_runs", "timeout_s", "tags", "description",
+                              "schedule"}
         if unknown:
             raise InvalidArgument(f"job {raw['name']!r}: unknown fields {sorted(unknown)}")
         tasks = raw.get("tasks") or []
         if isinstance(tasks, dict):  # bundle style: {key: {...}}
             tasks = [{"key": k, **v} for k, v in tasks.items()]
+        schedule = None if raw.get("schedule") is None else Schedule.from_dict(raw["schedule"])
         return cls(str(raw["name"]), [Task.from_dict(t) for t in tasks], raw.get("parameters"),
                    int(raw.get("max_concurrent_runs", 1)), raw.get("timeout_s"), raw.get("tags"),
-                   str(raw.get("description", "")))
+                   str(raw.get("description", "")), schedule)
 
 
 def function_ref(fn: Callable[..., Any]) -> str:

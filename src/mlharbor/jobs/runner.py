@@ -16,6 +16,7 @@ import json
 import operator
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,6 +138,15 @@ class JobRunner:
 
     def run(self, job: Job, parameters: dict[str, Any] | None = None, trigger: str = "manual") -> JobRunInfo:
         """Run ``job`` to the end; job parameters default to the job's, overridden by ``parameters``."""
+        return self._loop(self._create(job, parameters, trigger))
+
+    def submit(self, job: Job, parameters: dict[str, Any] | None = None, trigger: str = "manual") -> JobRunInfo:
+        """Record a run and drive it on a background thread; returns the run as recorded (running)."""
+        state = self._create(job, parameters, trigger)
+        threading.Thread(target=self._loop, args=(state,), daemon=True, name=f"mlharbor-run-{state.run.id}").start()
+        return state.run
+
+    def _create(self, job: Job, parameters: dict[str, Any] | None, trigger: str) -> _RunState:
         unknown = set(parameters or {}) - set(job.parameters)
         if unknown:
             raise InvalidArgument(f"job {job.name} has no parameters {sorted(unknown)}; it has "
@@ -146,8 +156,7 @@ class JobRunner:
                           self._actor, utcnow(), started_at=utcnow(), owner=runner_identity(), heartbeat_at=utcnow())
         with self._store.transaction() as tx:
             tx.jobs.add_run(info, [t.key for t in job.tasks])
-        state = _RunState(job, info, {t.key: TaskState.PENDING for t in job.tasks}, {}, {})
-        return self._loop(state)
+        return _RunState(job, info, {t.key: TaskState.PENDING for t in job.tasks}, {}, {})
 
     def repair(self, run_id: str) -> JobRunInfo:
         """Rerun the failed, timed-out, upstream-failed and cancelled tasks of a finished run, and every

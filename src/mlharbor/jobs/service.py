@@ -20,6 +20,7 @@ from mlharbor.errors import InvalidArgument, NotFound
 from mlharbor.jobs.definitions import Job
 from mlharbor.jobs.executors import Executor, InProcessExecutor, SubprocessExecutor
 from mlharbor.jobs.runner import JobRunner, recover_lost_runs
+from mlharbor.jobs.scheduler import Scheduler
 
 if TYPE_CHECKING:
     from mlharbor.catalog.service import CatalogContext
@@ -102,6 +103,22 @@ class JobService:
         with self._ctx.store.transaction() as tx:
             record(tx, self._actor, "job.repair", f"job_run:{run_id}")
         return self._runner(executor).repair(run_id)
+
+    def scheduler(self, executor: str = "subprocess") -> Scheduler:
+        """A scheduler firing the deployed jobs' schedules; runs start on background threads."""
+        self._authorize(Permission.WRITE, "job.schedule", "jobs")
+        runner = self._runner(executor)
+
+        def start(job: Job, fire_key: str) -> str:
+            return runner.submit(job, None, trigger=fire_key).id
+
+        return Scheduler(self._ctx.store, start)
+
+    def fires(self, name: str) -> builtins.list[tuple[str, Any, str | None]]:
+        """(fire key, fire time, run id) of a job's trigger firings, oldest first."""
+        self._authorize(Permission.READ, "job.read", f"job:{name}")
+        with self._ctx.store.transaction() as tx:
+            return tx.jobs.fires(name)
 
     def recover(self) -> builtins.list[str]:
         """Mark runs whose runner died as failed (lost worker); returns their ids."""

@@ -458,3 +458,21 @@ class TaskRunRow(Base):
     log_paths: Mapped[list[str]] = mapped_column(json_type())
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class TriggerFireRow(Base):
+    """One firing of a job's trigger (a schedule tick, later an event): claimed once, across schedulers
+    and restarts, by the unique (job, fire key); ``run_id`` is set when the run has started."""
+
+    __tablename__ = "mlh_trigger_fires"
+    __table_args__ = (UniqueConstraint("job_name", "fire_key"),
+                      Index("ix_mlh_trigger_fires_job_name_fire_time", "job_name", "fire_time"))
+
+    id: Mapped[int] = mapped_column(big_id_type(), primary_key=True, autoincrement=True)
+    job_name: Mapped[str] = mapped_column(String)
+    fire_key: Mapped[str] = mapped_column(String)
+    fire_time: Mapped[datetime] = mapped_column(UtcDateTime())
+    kind: Mapped[str] = mapped_column(String)
+    claimed_by: Mapped[str] = mapped_column(String)
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    run_id: Mapped[str | None] = mapped_column(String)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from mlharbor.core.clock import as_utc, utcnow
 from mlharbor.core.entities import JobRunInfo, TaskRunInfo
 from mlharbor.errors import NotFound
-from mlharbor.meta.models import JobRow, JobRunRow, TaskRunRow
-from mlharbor.meta.repositories._common import add_unique
+from mlharbor.meta.models import JobRow, JobRunRow, TaskRunRow, TriggerFireRow
+from mlharbor.meta.repositories._common import add_unique, conflict_insert, execute_core
 
 
 def _t(value: Any) -> Any:
@@ -123,3 +123,49 @@ class JobRepository:
             setattr(row, "task_values" if key == "values" else key, value)
         self._session.flush()
         return _task(row)
+
+    # --- trigger firings ------------------------------------------------------------------------
+
+    def job_created_at(self, name: str) -> Any:
+        row = self._session.get(JobRow, name)
+        if row is None:
+            raise NotFound(f"job {name} does not exist")
+        return as_utc(row.created_at)
+
+    def last_fire_time(self, job_name: str, kind: str) -> Any:
+        stmt = select(func.max(TriggerFireRow.fire_time)).where(TriggerFireRow.job_name == job_name,
+                                                               TriggerFireRow.kind == kind)
+        value = self._session.scalar(stmt)
+        return None if value is None else as_utc(value)
+
+    def claim_fire(self, job_name: str, fire_key: str, fire_time: Any, kind: str, claimer: str) -> bool:
+        """Claim one firing; True for exactly one claimer, ever (the unique key decides)."""
+        stmt = conflict_insert(self._session, TriggerFireRow).values(
+            job_name=job_name, fire_key=fire_key, fire_time=fire_time, kind=kind, claimed_by=claimer,
+            claimed_at=utcnow(), run_id=None)
+        result = execute_core(self._session, stmt.on_conflict_do_nothing(index_elements=["job_name", "fire_key"]))
+        return bool(result.rowcount)
+
+    def set_fire_run(self, job_name: str, fire_key: str, run_id: str) -> None:
+        self._session.execute(update(TriggerFireRow).where(TriggerFireRow.job_name == job_name,
+                                                          TriggerFireRow.fire_key == fire_key).values(run_id=run_id))
+
+    def orphaned_fires(self, older_than: Any) -> builtins.list[tuple[str, str, str]]:
+        """(job, fire key, claimer) of claims whose run never started and that are older than ``older_than``."""
+        stmt = select(TriggerFireRow.job_name, TriggerFireRow.fire_key, TriggerFireRow.claimed_by).where(
+            TriggerFireRow.run_id.is_(None), TriggerFireRow.claimed_at < older_than)
+        return [(r[0], r[1], r[2]) for r in self._session.execute(stmt)]
+
+    def reclaim_fire(self, job_name: str, fire_key: str, old_claimer: str, claimer: str) -> bool:
+        """Take over an orphaned claim; True for exactly one of several schedulers trying."""
+        stmt = (update(TriggerFireRow)
+                .where(TriggerFireRow.job_name == job_name, TriggerFireRow.fire_key == fire_key,
+                       TriggerFireRow.claimed_by == old_claimer, TriggerFireRow.run_id.is_(None))
+                .values(claimed_by=claimer, claimed_at=utcnow()))
+        return bool(execute_core(self._session, stmt).rowcount)
+
+    def fires(self, job_name: str, limit: int = 100) -> builtins.list[tuple[str, Any, str | None]]:
+        """(fire key, fire time, run id) of a job's firings, oldest first."""
+        stmt = (select(TriggerFireRow.fire_key, TriggerFireRow.fire_time, TriggerFireRow.run_id)
+                .where(TriggerFireRow.job_name == job_name).order_by(TriggerFireRow.fire_time).limit(limit))
+        return [(r[0], as_utc(r[1]), r[2]) for r in self._session.execute(stmt)]

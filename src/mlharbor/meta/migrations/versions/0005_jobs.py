@@ -1,4 +1,4 @@
-"""Jobs: deployed definitions, runs and task runs.
+"""Jobs: deployed definitions, runs, task runs and trigger firings.
 
 Revision ID: 0005
 Revises: 0004
@@ -77,7 +77,25 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "mlh_trigger_fires",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("job_name", sa.String(), nullable=False),
+        sa.Column("fire_key", sa.String(), nullable=False),
+        _ts("fire_time"),
+        sa.Column("kind", sa.String(), nullable=False),
+        sa.Column("claimed_by", sa.String(), nullable=False),
+        _ts("claimed_at"),
+        sa.Column("run_id", sa.String(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_mlh_trigger_fires"),
+        sa.UniqueConstraint("job_name", "fire_key", name="uq_mlh_trigger_fires_job_name_fire_key"),
+    )
+    op.create_index("ix_mlh_trigger_fires_job_name_fire_time", "mlh_trigger_fires", ["job_name", "fire_time"])
+
+
 def downgrade() -> None:
+    op.drop_index("ix_mlh_trigger_fires_job_name_fire_time", table_name="mlh_trigger_fires")
+    op.drop_table("mlh_trigger_fires")
     op.drop_table("mlh_task_runs")
     op.drop_index("ix_mlh_job_runs_job_name_created_at", table_name="mlh_job_runs")
     op.drop_table("mlh_job_runs")
