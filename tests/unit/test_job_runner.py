@@ -55,6 +55,11 @@ def gated(flag, marker):
         raise RuntimeError("flag missing")
     return {"gated": True}
 
+def square(x):
+    if x == "bad":
+        raise ValueError("bad input")
+    return {"y": x * x}
+
 def shout(megabytes):
     chunk = "x" * 1023 + "\\n"
     for _ in range(megabytes * 1024):
@@ -88,7 +93,7 @@ def store(project: Path) -> Iterator[MetadataStore]:
 @pytest.fixture(params=["in_process", "subprocess"])
 def runner(request: pytest.FixtureRequest, store: MetadataStore, project: Path) -> JobRunner:
     executor = InProcessExecutor() if request.param == "in_process" else SubprocessExecutor()
-    return JobRunner(store, executor, project / "logs", poll_interval=0.01)
+    return JobRunner(store, executor, project / "logs", poll_interval=0.01, work_dir=project)
 
 
 def states(runner: JobRunner, run_id: str) -> dict[str, str]:
@@ -201,3 +206,43 @@ def test_subprocess_logs_and_a_flood_of_output(store: MetadataStore, project: Pa
     assert run.state == JobRunState.SUCCEEDED and task.values == {"printed": 20}
     stdout = Path(task.log_paths[0])
     assert stdout.stat().st_size >= 20 * 1024 * 1024 and stdout.name == "shout-attempt1.stdout.log"
+
+
+def test_script_sql_run_job_and_for_each(runner: JobRunner, store: MetadataStore, project: Path) -> None:
+    import pyarrow as pa
+
+    from mlharbor.workspace import Workspace
+
+    with Workspace.open(project) as ws:
+        ws.tables.write("dev.raw.items", pa.table({"id": [1, 2, 3]}))
+    (project / "scripts").mkdir()
+    (project / "scripts" / "report.py").write_text(
+        "import argparse\nfrom mlharbor.jobs.context import set_value\n"
+        "p = argparse.ArgumentParser(); p.add_argument('--rows', type=int); a = p.parse_args()\n"
+        "print('report', a.rows); set_value('doubled', a.rows * 2)\n")
+    child = Job("child", [py("sq", "square", parameters={"x": "{{job.parameters.x}}"})], parameters={"x": 2})
+    with store.transaction() as tx:
+        tx.jobs.save_job(child.name, child.to_dict(), "t")
+    job = Job("kinds", [
+        Task("count", TaskKind.SQL, "SELECT count(*) AS n FROM dev.raw.items"),
+        Task("report", TaskKind.SCRIPT, "scripts/report.py", parameters={"rows": "{{tasks.count.values.rows}}"},
+             depends_on=(Dependency("count"),)),
+        Task("sub", TaskKind.RUN_JOB, "child", parameters={"x": 5}),
+        Task("each", TaskKind.FOR_EACH, parameters={"inputs": [1, 2, 3, 4]}, concurrency=2,
+             nested=py("sq", "square", parameters={"x": "{{input}}"})),
+    ])
+    run = runner.run(job)
+    tasks = {t.task_key: t for t in runner.task_runs(run.id)}
+    assert run.state == JobRunState.SUCCEEDED, {k: t.error for k, t in tasks.items()}
+    assert tasks["count"].values == {"rows": 1, "first_row": {"n": 3}}
+    assert tasks["report"].values == {"doubled": 2}
+    assert tasks["sub"].values["state"] == "succeeded"
+    child_run = tasks["sub"].values["run_id"]
+    assert {t.task_key: t.values for t in runner.task_runs(child_run)} == {"sq": {"y": 25}}
+    assert tasks["each"].values == {"iterations": 4, "values": [{"y": 1}, {"y": 4}, {"y": 9}, {"y": 16}]}
+    bad = runner.run(Job("bad_each", [Task("each", TaskKind.FOR_EACH, parameters={"inputs": [1, "bad"]},
+                                           nested=py("sq", "square", parameters={"x": "{{input}}"}))]))
+    failed = runner.task_runs(bad.id)[0]
+    assert bad.state == JobRunState.FAILED and "1 of 2 iterations failed" in failed.error and "bad" in failed.error
+    escape = runner.run(Job("escape", [Task("s", TaskKind.SCRIPT, "../outside.py")]))
+    assert escape.state == JobRunState.FAILED and ".." in runner.task_runs(escape.id)[0].error

@@ -67,3 +67,59 @@ def call_task(target: str, parameters: dict[str, Any]) -> dict[str, Any]:
                               "(write data to a table and pass its name)")
     normalised: dict[str, Any] = json.loads(json.dumps(values, default=str))
     return normalised
+
+
+def run_script(path: str, parameters: dict[str, Any], work_dir: str | None) -> dict[str, Any]:
+    """Run a Python script of the project as ``__main__`` with ``--name value`` arguments."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    from mlharbor.core.paths import check_relative_path
+
+    root = Path(work_dir or ".").resolve()
+    script = root.joinpath(*check_relative_path(path, "script path"))
+    if not script.is_file():
+        raise InvalidArgument(f"script {path} does not exist under {root}")
+    argv = [str(script)]
+    for key, value in parameters.items():
+        argv += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    values: dict[str, Any] = {}
+    token = _VALUES.set(values)
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                raise UserCodeError(f"script {path} exited with {exc.code}") from None
+        except Exception as exc:
+            raise UserCodeError.from_exception(exc, f"script {path}") from exc
+    finally:
+        sys.argv = saved
+        _VALUES.reset(token)
+    return values
+
+
+def run_sql(query: str, work_dir: str | None, target: str | None, principal: str | None) -> dict[str, Any]:
+    """Run DuckDB SQL over the lake; values: the row count and the first row."""
+    from mlharbor.workspace import Workspace
+
+    with Workspace.open(work_dir, target=target, principal=principal) as ws:
+        table = ws.sql(query)
+    rows = table.slice(0, 1).to_pylist()
+    first = json.loads(json.dumps(rows[0], default=str)) if rows else None
+    return {"rows": table.num_rows, "first_row": first}
+
+
+def run_invocation(kind: str, target: str, parameters: dict[str, Any], work_dir: str | None = None,
+                   target_name: str | None = None, principal: str | None = None) -> dict[str, Any]:
+    """Run one attempt of a python, script or sql task; returns its values."""
+    if kind == "python":
+        return call_task(target, parameters)
+    if kind == "script":
+        return run_script(target, parameters, work_dir)
+    if kind == "sql":
+        return run_sql(target, work_dir, target_name, principal)
+    raise InvalidArgument(f"executors run python, script and sql tasks, not {kind!r}")

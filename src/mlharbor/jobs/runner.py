@@ -28,7 +28,7 @@ from mlharbor.core.entities import JobRunInfo, TaskRunInfo
 from mlharbor.core.ids import new_id
 from mlharbor.errors import Conflict, InvalidArgument, MlharborError
 from mlharbor.jobs.definitions import Job, Task, TaskKind
-from mlharbor.jobs.executors.base import AttemptHandle, Executor, Invocation
+from mlharbor.jobs.executors.base import AttemptHandle, AttemptResult, Executor, Invocation
 from mlharbor.jobs.states import REPAIRABLE, TERMINAL, JobRunState, TaskState, decide, run_result
 from mlharbor.jobs.templating import RenderContext, render
 
@@ -123,7 +123,8 @@ class JobRunner:
     """Runs jobs synchronously in this process, recording runs in the metadata store."""
 
     def __init__(self, store: MetadataStore, executor: Executor, log_root: Path, actor: str = "local",
-                 max_parallel: int = 4, poll_interval: float = 0.02, work_dir: Path | None = None) -> None:
+                 max_parallel: int = 4, poll_interval: float = 0.02, work_dir: Path | None = None,
+                 target_name: str | None = None, principal: str | None = None) -> None:
         if max_parallel < 1:
             raise InvalidArgument("max_parallel must be at least 1")
         self._store = store
@@ -133,6 +134,8 @@ class JobRunner:
         self._max_parallel = max_parallel
         self._poll = poll_interval
         self._work_dir = work_dir
+        self._target_name = target_name
+        self._principal = principal
 
     # --- entry points --------------------------------------------------------------------------
 
@@ -242,19 +245,46 @@ class JobRunner:
                 return True
             self._finish(st, key, TaskState.SUCCEEDED, values={"outcome": str(outcome).lower()})
             return True
-        if t.kind is not TaskKind.PYTHON:
-            self._finish(st, key, TaskState.FAILED, error=f"{t.kind.value} tasks are not supported by this runner yet")
+        if t.kind is TaskKind.NOTEBOOK:
+            self._finish(st, key, TaskState.FAILED, error="notebook tasks are not supported by this runner yet")
             return True
         attempt = st.attempts.get(key, 0) + 1
         st.attempts[key] = attempt
-        inv = Invocation(st.run.id, key, attempt, t.target, params, t.timeout_s, self._log_root / st.run.id,
-                         self._work_dir)
-        st.running[key] = _Running(self._executor.start(inv), attempt)
+        try:
+            handle = self._start_attempt(st, t, params, attempt, ctx)
+        except MlharborError as exc:
+            self._finish(st, key, TaskState.FAILED, error=exc.message)
+            return True
+        st.running[key] = _Running(handle, attempt)
         st.states[key] = TaskState.RUNNING
         with self._store.transaction() as tx:
             tx.jobs.update_task(st.run.id, key, state=TaskState.RUNNING.value, attempts=attempt,
                                 started_at=utcnow(), ended_at=None)
         return True
+
+    def _invocation(self, st: _RunState, t: Task, params: dict[str, Any], attempt: int,
+                    key: str | None = None) -> Invocation:
+        return Invocation(st.run.id, key or t.key, attempt, t.target, params, t.timeout_s, self._log_root / st.run.id,
+                          self._work_dir, t.kind.value, self._target_name, self._principal)
+
+    def _start_attempt(self, st: _RunState, t: Task, params: dict[str, Any], attempt: int,
+                       ctx: RenderContext) -> AttemptHandle:
+        if t.kind is TaskKind.RUN_JOB:
+            with self._store.transaction() as tx:
+                child = Job.from_dict(tx.jobs.get_job(t.target))
+            return _ChildRunHandle(self, child, params, f"run_job:{st.run.id}/{t.key}")
+        if t.kind is TaskKind.FOR_EACH:
+            inputs = params.get("inputs")
+            if isinstance(inputs, str):
+                try:
+                    inputs = json.loads(inputs)
+                except ValueError:
+                    inputs = None
+            if not isinstance(inputs, list):
+                raise InvalidArgument(f"task {t.key}: inputs must be a list (or a JSON list), not {inputs!r}")
+            assert t.nested is not None  # checked by the definition
+            return _ForEachHandle(self, st, t, inputs, ctx, attempt)
+        return self._executor.start(self._invocation(st, t, params, attempt))
 
     def _collect(self, st: _RunState) -> bool:
         """Record attempts that finished; schedule retries."""
@@ -308,3 +338,94 @@ class JobRunner:
     def task_runs(self, run_id: str) -> list[TaskRunInfo]:
         with self._store.transaction() as tx:
             return tx.jobs.task_runs(run_id)
+
+
+class _ChildRunHandle(AttemptHandle):
+    """A run_job task: the other job runs to the end on a thread; it succeeds when that run does."""
+
+    def __init__(self, runner: JobRunner, job: Job, parameters: dict[str, Any], trigger: str) -> None:
+        self._result: AttemptResult | None = None
+        unknown = set(parameters) - set(job.parameters)
+        if unknown:
+            raise InvalidArgument(f"job {job.name} has no parameters {sorted(unknown)}")
+        state = runner._create(job, parameters, trigger)
+        self._run_id = state.run.id
+
+        def drive() -> None:
+            done = runner._loop(state)
+            ok = done.state == JobRunState.SUCCEEDED.value
+            self._result = AttemptResult(TaskState.SUCCEEDED if ok else TaskState.FAILED,
+                                         {"run_id": done.id, "state": done.state},
+                                         "" if ok else f"job {job.name} run {done.id} {done.state}: {done.message}")
+
+        threading.Thread(target=drive, daemon=True, name=f"mlharbor-child-{self._run_id}").start()
+
+    def poll(self) -> AttemptResult | None:
+        return self._result
+
+    def cancel(self) -> None:
+        if self._result is None:
+            self._result = AttemptResult(TaskState.CANCELLED, {"run_id": self._run_id}, "cancelled")
+
+
+class _ForEachHandle(AttemptHandle):
+    """A for_each task: the nested task once per input, ``concurrency`` at a time, each with the
+    nested task's retries; it succeeds when every iteration does. Values: ``iterations`` and the
+    values of each iteration (``values``), in input order."""
+
+    def __init__(self, runner: JobRunner, st: _RunState, t: Task, inputs: list[Any], ctx: RenderContext,
+                 attempt: int) -> None:
+        assert t.nested is not None
+        self._runner, self._st, self._task, self._nested = runner, st, t, t.nested
+        self._inputs, self._ctx, self._attempt = inputs, ctx, attempt
+        self._next = 0
+        self._running: dict[int, tuple[AttemptHandle, int]] = {}
+        self._done: dict[int, AttemptResult] = {}
+        self._result: AttemptResult | None = None
+        self._cancelled = False
+
+    def _start(self, index: int, tries: int) -> None:
+        item_ctx = RenderContext(self._ctx.job_name, self._ctx.run_id, self._ctx.parameters, self._ctx.task_values,
+                                 item=self._inputs[index], has_item=True)
+        params = render(self._nested.parameters, item_ctx)
+        inv = self._runner._invocation(self._st, self._nested, params, tries,
+                                       key=f"{self._task.key}.{index}.{self._nested.key}")
+        self._running[index] = (self._runner._executor.start(inv), tries)
+
+    def poll(self) -> AttemptResult | None:
+        if self._result is not None:
+            return self._result
+        try:
+            for index, (handle, tries) in list(self._running.items()):
+                result = handle.poll()
+                if result is None:
+                    continue
+                del self._running[index]
+                if result.state is not TaskState.SUCCEEDED and tries <= self._nested.max_retries:
+                    self._start(index, tries + 1)
+                else:
+                    self._done[index] = result
+            while (not self._cancelled and self._next < len(self._inputs)
+                   and len(self._running) < self._task.concurrency):
+                self._start(self._next, 1)
+                self._next += 1
+        except MlharborError as exc:
+            self.cancel()
+            self._result = AttemptResult(TaskState.FAILED, error=exc.message)
+            return self._result
+        if len(self._done) < len(self._inputs):
+            return None
+        failed = [i for i, r in sorted(self._done.items()) if r.state is not TaskState.SUCCEEDED]
+        values = {"iterations": len(self._inputs), "values": [self._done[i].values for i in range(len(self._inputs))]}
+        if failed:
+            first = self._done[failed[0]]
+            self._result = AttemptResult(TaskState.FAILED, values, f"{len(failed)} of {len(self._inputs)} iterations "
+                                         f"failed; input {self._inputs[failed[0]]!r}: {first.error}")
+        else:
+            self._result = AttemptResult(TaskState.SUCCEEDED, values)
+        return self._result
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        for handle, _ in self._running.values():
+            handle.cancel()

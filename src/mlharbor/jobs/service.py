@@ -53,7 +53,8 @@ class JobService:
 
     def _runner(self, executor: str) -> JobRunner:
         return JobRunner(self._ctx.store, executor_named(executor), self.log_root, actor=self._actor.principal,
-                         work_dir=self._ctx.settings.project_root)
+                         work_dir=self._ctx.settings.project_root, target_name=self._ctx.settings.target,
+                         principal=None if self._actor.is_local_admin else self._actor.principal)
 
     # --- definitions ---------------------------------------------------------------------------
 

@@ -18,10 +18,11 @@ def main(argv: list[str]) -> int:
     result_file = Path(spec["result_file"])
     sys.path.insert(0, spec.get("cwd") or os.getcwd())
     from mlharbor.errors import MlharborError, UserCodeError
-    from mlharbor.jobs.context import call_task
+    from mlharbor.jobs.context import run_invocation
 
     try:
-        values = call_task(spec["target"], spec["parameters"])
+        values = run_invocation(spec.get("kind", "python"), spec["target"], spec["parameters"], spec.get("cwd"),
+                                spec.get("target_name"), spec.get("principal"))
         out = {"ok": True, "values": values}
     except UserCodeError as exc:
         out = {"ok": False, "error": f"{exc.message}\n{exc.original_traceback}"}

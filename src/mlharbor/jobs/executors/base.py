@@ -12,7 +12,8 @@ from mlharbor.jobs.states import TaskState
 
 @dataclass(frozen=True)
 class Invocation:
-    """One attempt of a Python task: ``target`` (``module:function``) called with ``parameters``."""
+    """One attempt of a task: ``kind`` says how ``target`` is run with ``parameters``
+    (:func:`mlharbor.jobs.context.run_invocation`)."""
 
     run_id: str
     task_key: str
@@ -22,6 +23,9 @@ class Invocation:
     timeout_s: float | None
     log_dir: Path
     work_dir: Path | None = None  # the project: importable, and the working directory of the attempt
+    kind: str = "python"  # python, script or sql
+    target_name: str | None = None  # the workspace target SQL tasks read through
+    principal: str | None = None  # who SQL tasks act as (None: the embedded local admin)
 
 
 @dataclass(frozen=True)

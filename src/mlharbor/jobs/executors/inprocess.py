@@ -12,7 +12,7 @@ import time
 import traceback
 
 from mlharbor.errors import MlharborError, UserCodeError
-from mlharbor.jobs.context import call_task
+from mlharbor.jobs.context import run_invocation
 from mlharbor.jobs.executors.base import AttemptHandle, AttemptResult, Executor, Invocation
 from mlharbor.jobs.states import TaskState
 
@@ -32,7 +32,8 @@ class _ThreadHandle(AttemptHandle):
         if work_dir is not None and work_dir not in sys.path:
             sys.path.insert(0, work_dir)  # the project's modules are importable, as in a subprocess
         try:
-            values = call_task(self._inv.target, self._inv.parameters)
+            inv = self._inv
+            values = run_invocation(inv.kind, inv.target, inv.parameters, work_dir, inv.target_name, inv.principal)
             result = AttemptResult(TaskState.SUCCEEDED, values)
         except UserCodeError as exc:
             result = AttemptResult(TaskState.FAILED, error=f"{exc.message}\n{exc.original_traceback}")

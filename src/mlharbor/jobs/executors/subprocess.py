@@ -25,7 +25,8 @@ class _ProcessHandle(AttemptHandle):
         self._result_file = base.with_suffix(".result.json")
         spec_file = base.with_suffix(".spec.json")
         spec_file.write_text(json.dumps({"target": invocation.target, "parameters": invocation.parameters,
-                                         "result_file": str(self._result_file),
+                                         "result_file": str(self._result_file), "kind": invocation.kind,
+                                         "target_name": invocation.target_name, "principal": invocation.principal,
                                          "cwd": str(invocation.work_dir or os.getcwd())}, default=str))
         with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
             self._proc = subprocess.Popen([sys.executable, "-m", "mlharbor.jobs.worker", str(spec_file)],
