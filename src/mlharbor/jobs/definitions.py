@@ -30,6 +30,7 @@ from mlharbor.errors import InvalidArgument
 from mlharbor.jobs.schedules import Schedule
 from mlharbor.jobs.states import RunIf
 from mlharbor.jobs.templating import referenced_tasks
+from mlharbor.jobs.triggers import Trigger, trigger_from_dict, trigger_to_dict
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$")
 _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -159,10 +160,12 @@ class Job:
     tags: dict[str, str] = field(default_factory=dict)
     description: str = ""
     schedule: Schedule | None = None
+    trigger: Trigger | None = None
 
     def __init__(self, name: str, tasks: Iterable[Task], parameters: dict[str, Any] | None = None,
                  max_concurrent_runs: int = 1, timeout_s: float | None = None, tags: dict[str, str] | None = None,
-                 description: str = "", schedule: Schedule | str | None = None) -> None:
+                 description: str = "", schedule: Schedule | str | None = None,
+                 trigger: Trigger | None = None) -> None:
         object.__setattr__(self, "name", check_key(name, "job name"))
         object.__setattr__(self, "tasks", tuple(tasks))
         object.__setattr__(self, "parameters", dict(parameters or {}))
@@ -171,6 +174,7 @@ class Job:
         object.__setattr__(self, "tags", {str(k): str(v) for k, v in (tags or {}).items()})
         object.__setattr__(self, "description", description)
         object.__setattr__(self, "schedule", Schedule(schedule) if isinstance(schedule, str) else schedule)
+        object.__setattr__(self, "trigger", trigger)
         self.validate()
 
     def validate(self) -> None:
@@ -258,23 +262,25 @@ class Job:
         return {"name": self.name, "tasks": [t.to_dict() for t in self.tasks], "parameters": dict(self.parameters),
                 "max_concurrent_runs": self.max_concurrent_runs, "timeout_s": self.timeout_s,
                 "tags": dict(self.tags), "description": self.description,
-                "schedule": None if self.schedule is None else self.schedule.to_dict()}
+                "schedule": None if self.schedule is None else self.schedule.to_dict(),
+                "trigger": None if self.trigger is None else trigger_to_dict(self.trigger)}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Job:
         if not isinstance(raw, dict) or "name" not in raw:
             raise InvalidArgument("a job is a mapping with a name and tasks")
         unknown = set(raw) - {"name", "tasks", "parameters", "max_concurrent_runs", "timeout_s", "tags", "description",
-                              "schedule"}
+                              "schedule", "trigger"}
         if unknown:
             raise InvalidArgument(f"job {raw['name']!r}: unknown fields {sorted(unknown)}")
         tasks = raw.get("tasks") or []
         if isinstance(tasks, dict):  # bundle style: {key: {...}}
             tasks = [{"key": k, **v} for k, v in tasks.items()]
         schedule = None if raw.get("schedule") is None else Schedule.from_dict(raw["schedule"])
+        trigger = None if raw.get("trigger") is None else trigger_from_dict(raw["trigger"])
         return cls(str(raw["name"]), [Task.from_dict(t) for t in tasks], raw.get("parameters"),
                    int(raw.get("max_concurrent_runs", 1)), raw.get("timeout_s"), raw.get("tags"),
-                   str(raw.get("description", "")), schedule)
+                   str(raw.get("description", "")), schedule, trigger)
 
 
 def function_ref(fn: Callable[..., Any]) -> str:

@@ -7,12 +7,15 @@ dies between claiming and starting leaves a claim without a run: after ``claim_t
 scheduler (or the same one restarted) takes it over atomically and starts the run, so a tick is
 neither lost nor doubled. Missed ticks are handled by the schedule's catch-up policy
 (:mod:`mlharbor.jobs.schedules`); the first tick considered is the first after the job was deployed.
+Event triggers (:mod:`mlharbor.jobs.triggers`) fire the same way, keyed by the table versions, the
+outbox event or the upstream run that fired them.
 
 On start, runs whose runner died are marked lost (:func:`mlharbor.jobs.runner.recover_lost_runs`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING
 from mlharbor.core.clock import utcnow
 from mlharbor.jobs.definitions import Job
 from mlharbor.jobs.runner import recover_lost_runs, runner_identity
+from mlharbor.jobs.triggers import JobCompletion, ModelEvent, TableUpdate, Trigger
 
 if TYPE_CHECKING:
     from mlharbor.meta import MetadataStore
@@ -32,15 +36,18 @@ SCHEDULE = "schedule"
 CLAIM_TIMEOUT_S = 120.0
 
 StartRun = Callable[[Job, str], str]  # (job, trigger description) -> run id
+TableState = Callable[[list[str]], dict[str, tuple[int, datetime]]]  # table -> (version, last commit time)
+BASELINE = "baseline"  # the run id of a trigger's starting point (no run)
 
 
 class Scheduler:
     """Fires due schedule ticks; ``start_run`` starts a run and returns its id without waiting."""
 
     def __init__(self, store: MetadataStore, start_run: StartRun, identity: str | None = None,
-                 claim_timeout_s: float = CLAIM_TIMEOUT_S) -> None:
+                 claim_timeout_s: float = CLAIM_TIMEOUT_S, table_state: TableState | None = None) -> None:
         self._store = store
         self._start_run = start_run
+        self._table_state = table_state
         self.identity = identity or runner_identity()
         self._claim_timeout = timedelta(seconds=claim_timeout_s)
         self._recovered = False
@@ -55,6 +62,8 @@ class Scheduler:
         with self._store.transaction() as tx:
             jobs = {name: Job.from_dict(tx.jobs.get_job(name)) for name in tx.jobs.job_names()}
         for name, job in jobs.items():
+            if job.trigger is not None:
+                started += self._fire_trigger(job, job.trigger, now)
             schedule = job.schedule
             if schedule is None or schedule.paused:
                 continue
@@ -67,6 +76,75 @@ class Scheduler:
                 if won:
                     self._start(job, key)
                     started.append((name, key))
+        return started
+
+    # --- event triggers -------------------------------------------------------------------------
+
+    def _claim_and_start(self, job: Job, key: str, kind: str, when: datetime) -> list[tuple[str, str]]:
+        with self._store.transaction() as tx:
+            won = tx.jobs.claim_fire(job.name, key, when, kind, self.identity)
+        if not won:
+            return []
+        self._start(job, key)
+        return [(job.name, key)]
+
+    def _baseline(self, job: Job, key: str, kind: str, when: datetime) -> None:
+        """Record where a trigger starts watching, without a run."""
+        with self._store.transaction() as tx:
+            if tx.jobs.claim_fire(job.name, key, when, kind, self.identity):
+                tx.jobs.set_fire_run(job.name, key, BASELINE)
+
+    def _fire_trigger(self, job: Job, trigger: Trigger, now: datetime) -> list[tuple[str, str]]:
+        with self._store.transaction() as tx:
+            keys = tx.jobs.fire_keys(job.name, trigger.kind)
+        if isinstance(trigger, TableUpdate):
+            return self._table_update(job, trigger, keys, now)
+        if isinstance(trigger, ModelEvent):
+            return self._model_event(job, trigger, keys, now)
+        return self._job_completion(job, trigger, now)
+
+    def _table_update(self, job: Job, trigger: TableUpdate, keys: list[str], now: datetime) -> list[tuple[str, str]]:
+        if self._table_state is None:
+            return []
+        current = self._table_state(list(trigger.tables))
+        versions = {name: current[name][0] for name in trigger.tables}
+        key = "tables:" + json.dumps(versions, sort_keys=True)
+        if not keys:
+            self._baseline(job, key, trigger.kind, now)
+            return []
+        previous = json.loads(keys[-1].removeprefix("tables:"))
+        changed = [n for n in trigger.tables if versions[n] > int(previous.get(n, -1))]
+        if not changed or (trigger.condition == "all" and len(changed) < len(trigger.tables)):
+            return []
+        newest = max(current[n][1] for n in changed)
+        if (now - newest).total_seconds() < trigger.debounce_s:
+            return []  # writes are still arriving
+        return self._claim_and_start(job, key, trigger.kind, now)
+
+    def _model_event(self, job: Job, trigger: ModelEvent, keys: list[str], now: datetime) -> list[tuple[str, str]]:
+        with self._store.transaction() as tx:
+            if not keys:
+                latest = tx.outbox.after(0, limit=1, newest=True)
+                start = latest[0].id if latest else 0
+            else:
+                start = max(int(k.removeprefix("event:")) for k in keys)
+            new = tx.outbox.after(start, limit=500, kinds=list(trigger.events))
+        if not keys:
+            self._baseline(job, f"event:{start}", trigger.kind, now)
+        started: list[tuple[str, str]] = []
+        for event in new:
+            if event.resource == f"model:{trigger.model}" or event.resource.startswith(f"model:{trigger.model}@"):
+                started += self._claim_and_start(job, f"event:{event.id}", trigger.kind, event.time)
+        return started
+
+    def _job_completion(self, job: Job, trigger: JobCompletion, now: datetime) -> list[tuple[str, str]]:
+        with self._store.transaction() as tx:
+            since = tx.jobs.job_created_at(job.name)
+            runs = [r for r in tx.jobs.runs(trigger.job, limit=100, states=list(trigger.states))
+                    if r.ended_at is not None and r.ended_at >= since]
+        started: list[tuple[str, str]] = []
+        for run in reversed(runs):  # oldest first
+            started += self._claim_and_start(job, f"job_run:{run.id}", trigger.kind, run.ended_at or now)
         return started
 
     def _start(self, job: Job, key: str) -> None:

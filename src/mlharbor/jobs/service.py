@@ -113,7 +113,18 @@ class JobService:
         def start(job: Job, fire_key: str) -> str:
             return runner.submit(job, None, trigger=fire_key).id
 
-        return Scheduler(self._ctx.store, start)
+        return Scheduler(self._ctx.store, start, table_state=self._table_state)
+
+    def _table_state(self, names: builtins.list[str]) -> dict[str, tuple[int, Any]]:
+        """Latest version and commit time of each table (read as this service's principal)."""
+        from mlharbor.catalog.service import TableService
+
+        tables = TableService(self._ctx, self._actor)
+        state: dict[str, tuple[int, Any]] = {}
+        for name in names:
+            commit = tables.history(name, 1)[0]
+            state[name] = (commit.version, commit.timestamp)
+        return state
 
     def fires(self, name: str) -> builtins.list[tuple[str, Any, str | None]]:
         """(fire key, fire time, run id) of a job's trigger firings, oldest first."""

@@ -169,3 +169,9 @@ class JobRepository:
         stmt = (select(TriggerFireRow.fire_key, TriggerFireRow.fire_time, TriggerFireRow.run_id)
                 .where(TriggerFireRow.job_name == job_name).order_by(TriggerFireRow.fire_time).limit(limit))
         return [(r[0], as_utc(r[1]), r[2]) for r in self._session.execute(stmt)]
+
+    def fire_keys(self, job_name: str, kind: str) -> builtins.list[str]:
+        """Every fire key of one trigger kind of a job, in firing order."""
+        stmt = (select(TriggerFireRow.fire_key).where(TriggerFireRow.job_name == job_name, TriggerFireRow.kind == kind)
+                .order_by(TriggerFireRow.id))
+        return list(self._session.scalars(stmt))
