@@ -110,8 +110,9 @@ class Services:
 
     def jobs(self, actor: Actor) -> JobService:
         from mlharbor.jobs.service import JobService
+        from mlharbor.task_runtime import run_invocation
 
-        return JobService(self.catalog, actor)
+        return JobService(self.catalog, actor, invoke=run_invocation)
 
     def dispatcher(self) -> EventDispatcher:
         """Delivers outbox events to webhooks and internal subscribers (``run_once``, ``run_forever``)."""

@@ -92,7 +92,9 @@ def store(project: Path) -> Iterator[MetadataStore]:
 
 @pytest.fixture(params=["in_process", "subprocess"])
 def runner(request: pytest.FixtureRequest, store: MetadataStore, project: Path) -> JobRunner:
-    executor = InProcessExecutor() if request.param == "in_process" else SubprocessExecutor()
+    from mlharbor.task_runtime import run_invocation
+
+    executor = InProcessExecutor(run_invocation) if request.param == "in_process" else SubprocessExecutor()
     return JobRunner(store, executor, project / "logs", poll_interval=0.01, work_dir=project)
 
 

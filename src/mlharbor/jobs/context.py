@@ -5,12 +5,36 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from mlharbor.errors import InvalidArgument, UserCodeError
 
 _VALUES: ContextVar[dict[str, Any] | None] = ContextVar("mlharbor_task_values", default=None)
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """Where a running task is: its project directory, workspace target and acting principal (None for
+    the embedded local admin) — what built-in tasks need to open the workspace as the run's principal."""
+
+    work_dir: str | None
+    target: str | None
+    principal: str | None
+
+
+_CONTEXT: ContextVar[TaskContext | None] = ContextVar("mlharbor_task_context", default=None)
+
+
+def current() -> TaskContext:
+    """The context of the running task; InvalidArgument outside a task."""
+    ctx = _CONTEXT.get()
+    if ctx is None:
+        raise InvalidArgument("there is no running task here")
+    return ctx
 MAX_VALUES_BYTES = 64 * 1024
 
 
@@ -102,24 +126,23 @@ def run_script(path: str, parameters: dict[str, Any], work_dir: str | None) -> d
     return values
 
 
-def run_sql(query: str, work_dir: str | None, target: str | None, principal: str | None) -> dict[str, Any]:
-    """Run DuckDB SQL over the lake; values: the row count and the first row."""
-    from mlharbor.workspace import Workspace
+@contextmanager
+def task_context(ctx: TaskContext) -> Iterator[None]:
+    """Make ``ctx`` what :func:`current` returns for the duration of a task attempt."""
+    token = _CONTEXT.set(ctx)
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
 
-    with Workspace.open(work_dir, target=target, principal=principal) as ws:
-        table = ws.sql(query)
-    rows = table.slice(0, 1).to_pylist()
-    first = json.loads(json.dumps(rows[0], default=str)) if rows else None
-    return {"rows": table.num_rows, "first_row": first}
 
-
-def run_invocation(kind: str, target: str, parameters: dict[str, Any], work_dir: str | None = None,
-                   target_name: str | None = None, principal: str | None = None) -> dict[str, Any]:
-    """Run one attempt of a python, script or sql task; returns its values."""
-    if kind == "python":
-        return call_task(target, parameters)
-    if kind == "script":
-        return run_script(target, parameters, work_dir)
-    if kind == "sql":
-        return run_sql(target, work_dir, target_name, principal)
-    raise InvalidArgument(f"executors run python, script and sql tasks, not {kind!r}")
+def run_local(kind: str, target: str, parameters: dict[str, Any], work_dir: str | None = None,
+              target_name: str | None = None, principal: str | None = None) -> dict[str, Any]:
+    """Run a python or script task attempt (what needs no workspace); SQL tasks go through
+    :func:`mlharbor.task_runtime.run_invocation`, which can open the workspace."""
+    with task_context(TaskContext(work_dir, target_name, principal)):
+        if kind == "python":
+            return call_task(target, parameters)
+        if kind == "script":
+            return run_script(target, parameters, work_dir)
+    raise InvalidArgument(f"{kind} tasks need the workspace: run them through ws.jobs (or the subprocess executor)")

@@ -45,6 +45,7 @@ class TaskKind(StrEnum):
     RUN_JOB = "run_job"  # target: another job's name; parameters become its job parameters
     CONDITION = "condition"  # parameters: left, op, right; downstream tasks pick the true or false outcome
     FOR_EACH = "for_each"  # parameters: inputs; ``nested`` runs once per input
+    APPROVAL = "approval"  # parameters: request_id; waits until the registry request is decided
 
 
 def check_key(key: str, what: str = "task key") -> str:
@@ -138,6 +139,8 @@ def _check_task(t: Task) -> None:
         if missing or t.parameters.get("op") not in CONDITION_OPS:
             raise InvalidArgument(f"task {t.key}: a condition needs parameters left, op ({', '.join(CONDITION_OPS)}) "
                                   "and right")
+    if t.kind is TaskKind.APPROVAL and "request_id" not in t.parameters:
+        raise InvalidArgument(f"task {t.key}: an approval task waits for parameters.request_id")
     if t.kind is TaskKind.FOR_EACH:
         if t.nested is None or "inputs" not in t.parameters:
             raise InvalidArgument(f"task {t.key}: a for_each task needs parameters.inputs and a nested task")

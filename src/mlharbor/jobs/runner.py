@@ -93,7 +93,7 @@ def recover_lost_runs(store: MetadataStore, lost_after_s: float = LOST_AFTER_S) 
             message = f"lost worker: the runner {run.owner or '?'} stopped while the run was going"
             with store.transaction() as tx:
                 for task in tx.jobs.task_runs(run.id):
-                    if task.state in (TaskState.RUNNING.value, TaskState.QUEUED.value):
+                    if task.state in (TaskState.RUNNING.value, TaskState.QUEUED.value, TaskState.WAITING.value):
                         tx.jobs.update_task(run.id, task.task_key, state=TaskState.FAILED.value, error=message,
                                             ended_at=now)
                 tx.jobs.update_run(run.id, state=JobRunState.FAILED.value, ended_at=now, message=message)
@@ -256,6 +256,12 @@ class JobRunner:
             self._finish(st, key, TaskState.FAILED, error=exc.message)
             return True
         st.running[key] = _Running(handle, attempt)
+        if t.kind is TaskKind.APPROVAL:
+            st.states[key] = TaskState.WAITING
+            with self._store.transaction() as tx:
+                tx.jobs.update_task(st.run.id, key, state=TaskState.WAITING.value, attempts=attempt,
+                                    started_at=utcnow(), ended_at=None)
+            return True
         st.states[key] = TaskState.RUNNING
         with self._store.transaction() as tx:
             tx.jobs.update_task(st.run.id, key, state=TaskState.RUNNING.value, attempts=attempt,
@@ -273,6 +279,8 @@ class JobRunner:
             with self._store.transaction() as tx:
                 child = Job.from_dict(tx.jobs.get_job(t.target))
             return _ChildRunHandle(self, child, params, f"run_job:{st.run.id}/{t.key}")
+        if t.kind is TaskKind.APPROVAL:
+            return _ApprovalHandle(self, st.run.id, t.key, str(params["request_id"]))
         if t.kind is TaskKind.FOR_EACH:
             inputs = params.get("inputs")
             if isinstance(inputs, str):
@@ -429,3 +437,40 @@ class _ForEachHandle(AttemptHandle):
         self._cancelled = True
         for handle, _ in self._running.values():
             handle.cancel()
+
+
+class _ApprovalHandle(AttemptHandle):
+    """An approval gate: waits (task state ``waiting``) until the model registry's transition request
+    is decided — approved: succeeded (the version has moved); rejected or cancelled: failed."""
+
+    def __init__(self, runner: JobRunner, run_id: str, task_key: str, request_id: str) -> None:
+        self._store = runner._store
+        self._request_id = request_id
+        self._result: AttemptResult | None = None
+        self._next_check = 0.0
+        with self._store.transaction() as tx:
+            tx.registry.get_request(request_id)  # NotFound now rather than waiting forever
+
+    CHECK_EVERY_S = 1.0
+
+    def poll(self) -> AttemptResult | None:
+        if self._result is not None:
+            return self._result
+        if time.monotonic() < self._next_check:
+            return None
+        self._next_check = time.monotonic() + self.CHECK_EVERY_S
+        with self._store.transaction() as tx:
+            request = tx.registry.get_request(self._request_id)
+        if request.status.value == "pending":
+            return None
+        values = {"request_id": request.id, "status": request.status.value, "name": request.name,
+                  "version": request.version, "stage": request.to_stage.value, "decided_by": request.decided_by}
+        ok = request.status.value == "approved"
+        self._result = AttemptResult(TaskState.SUCCEEDED if ok else TaskState.FAILED, values,
+                                     "" if ok else f"transition request {request.id} was {request.status.value} by "
+                                     f"{request.decided_by}: {request.decision_comment}")
+        return self._result
+
+    def cancel(self) -> None:
+        if self._result is None:
+            self._result = AttemptResult(TaskState.CANCELLED, {"request_id": self._request_id}, "cancelled")

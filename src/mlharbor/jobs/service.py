@@ -19,6 +19,7 @@ from mlharbor.core.entities import JobRunInfo, TaskRunInfo
 from mlharbor.errors import InvalidArgument, NotFound
 from mlharbor.jobs.definitions import Job
 from mlharbor.jobs.executors import Executor, InProcessExecutor, SubprocessExecutor
+from mlharbor.jobs.executors.inprocess import Invoker
 from mlharbor.jobs.runner import JobRunner, recover_lost_runs
 from mlharbor.jobs.scheduler import Scheduler
 
@@ -26,23 +27,26 @@ if TYPE_CHECKING:
     from mlharbor.catalog.service import CatalogContext
     from mlharbor.core.actors import Actor
 
-EXECUTORS: dict[str, type[Executor]] = {"subprocess": SubprocessExecutor, "in_process": InProcessExecutor}
+EXECUTORS = ("subprocess", "in_process")
 MAX_LOG_BYTES = 1024 * 1024
 
 
-def executor_named(name: str) -> Executor:
-    try:
-        return EXECUTORS[name]()
-    except KeyError:
-        raise InvalidArgument(f"unknown executor {name!r}; use {', '.join(EXECUTORS)}") from None
+def executor_named(name: str, invoke: Invoker | None = None) -> Executor:
+    """The executor called ``name``; ``invoke`` runs in-process attempts (see InProcessExecutor)."""
+    if name == "subprocess":
+        return SubprocessExecutor()
+    if name == "in_process":
+        return InProcessExecutor(invoke)
+    raise InvalidArgument(f"unknown executor {name!r}; use {', '.join(EXECUTORS)}")
 
 
 class JobService:
     """Jobs of the current target, acting as one principal."""
 
-    def __init__(self, ctx: CatalogContext, actor: Actor) -> None:
+    def __init__(self, ctx: CatalogContext, actor: Actor, invoke: Invoker | None = None) -> None:
         self._ctx = ctx
         self._actor = actor
+        self._invoke = invoke
 
     @property
     def log_root(self) -> Path:
@@ -52,8 +56,9 @@ class JobService:
         self._ctx.auth.authorize(self._actor, permission, self._ctx.settings.current.environment, action, resource)
 
     def _runner(self, executor: str) -> JobRunner:
-        return JobRunner(self._ctx.store, executor_named(executor), self.log_root, actor=self._actor.principal,
-                         work_dir=self._ctx.settings.project_root, target_name=self._ctx.settings.target,
+        return JobRunner(self._ctx.store, executor_named(executor, self._invoke), self.log_root,
+                         actor=self._actor.principal, work_dir=self._ctx.settings.project_root,
+                         target_name=self._ctx.settings.target,
                          principal=None if self._actor.is_local_admin else self._actor.principal)
 
     # --- definitions ---------------------------------------------------------------------------

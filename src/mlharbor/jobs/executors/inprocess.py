@@ -10,16 +10,21 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 from mlharbor.errors import MlharborError, UserCodeError
-from mlharbor.jobs.context import run_invocation
+from mlharbor.jobs.context import run_local
 from mlharbor.jobs.executors.base import AttemptHandle, AttemptResult, Executor, Invocation
 from mlharbor.jobs.states import TaskState
 
+Invoker = Callable[..., dict[str, Any]]  # (kind, target, parameters, work_dir, target_name, principal) -> values
+
 
 class _ThreadHandle(AttemptHandle):
-    def __init__(self, invocation: Invocation) -> None:
+    def __init__(self, invocation: Invocation, invoke: Invoker) -> None:
         self._inv = invocation
+        self._invoke = invoke
         self._result: AttemptResult | None = None
         self._cancelled = False
         self._deadline = None if invocation.timeout_s is None else time.monotonic() + invocation.timeout_s
@@ -33,7 +38,7 @@ class _ThreadHandle(AttemptHandle):
             sys.path.insert(0, work_dir)  # the project's modules are importable, as in a subprocess
         try:
             inv = self._inv
-            values = run_invocation(inv.kind, inv.target, inv.parameters, work_dir, inv.target_name, inv.principal)
+            values = self._invoke(inv.kind, inv.target, inv.parameters, work_dir, inv.target_name, inv.principal)
             result = AttemptResult(TaskState.SUCCEEDED, values)
         except UserCodeError as exc:
             result = AttemptResult(TaskState.FAILED, error=f"{exc.message}\n{exc.original_traceback}")
@@ -56,7 +61,13 @@ class _ThreadHandle(AttemptHandle):
 
 
 class InProcessExecutor(Executor):
+    """``invoke`` runs an attempt; the default runs python and script tasks (``ws.jobs`` passes one
+    that can also open the workspace, for SQL tasks)."""
+
     name = "in_process"
 
+    def __init__(self, invoke: Invoker | None = None) -> None:
+        self._invoke = invoke or run_local
+
     def start(self, invocation: Invocation) -> AttemptHandle:
-        return _ThreadHandle(invocation)
+        return _ThreadHandle(invocation, self._invoke)

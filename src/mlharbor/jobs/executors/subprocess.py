@@ -29,7 +29,7 @@ class _ProcessHandle(AttemptHandle):
                                          "target_name": invocation.target_name, "principal": invocation.principal,
                                          "cwd": str(invocation.work_dir or os.getcwd())}, default=str))
         with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
-            self._proc = subprocess.Popen([sys.executable, "-m", "mlharbor.jobs.worker", str(spec_file)],
+            self._proc = subprocess.Popen([sys.executable, "-m", "mlharbor.task_runtime", str(spec_file)],
                                           stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
                                           cwd=invocation.work_dir)
         self._deadline = None if invocation.timeout_s is None else time.monotonic() + invocation.timeout_s
