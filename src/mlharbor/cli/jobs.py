@@ -136,3 +136,11 @@ def recover(ctx: typer.Context) -> None:
     with open_workspace(ctx, remote=False) as ws:
         lost = ws.jobs.recover()
     print_info(f"{len(lost)} lost run(s){': ' + ', '.join(lost) if lost else ''}")
+
+
+@app.command()
+def cancel(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="A queued or running run.")]) -> None:
+    """Cancel a run: running attempts are stopped, the rest marked cancelled."""
+    with open_workspace(ctx, remote=False) as ws:
+        ws.jobs.cancel(run_id)
+    print_info(f"cancel requested for run {run_id}")

@@ -312,6 +312,7 @@ class JobRunInfo:
     repairs: int = 0
     owner: str = ""  # host:pid of the runner driving the run
     heartbeat_at: datetime | None = None
+    cancel_requested: bool = False
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,8 @@ class _RunState:
 
 
 HEARTBEAT_S = 5.0  # how often a runner says it is alive
+CANCEL_POLL_S = 0.5  # how often a running run looks for a cancel request
+QUEUE_POLL_S = 0.2  # how often a queued run looks for a free slot
 LOST_AFTER_S = 60.0  # a run whose runner has been silent this long (or whose process is gone) is lost
 
 
@@ -85,7 +87,7 @@ def recover_lost_runs(store: MetadataStore, lost_after_s: float = LOST_AFTER_S) 
     now = utcnow()
     lost: list[str] = []
     with store.transaction() as tx:
-        candidates = tx.jobs.runs(limit=1000, states=[JobRunState.RUNNING.value])
+        candidates = tx.jobs.runs(limit=1000, states=[JobRunState.RUNNING.value, JobRunState.QUEUED.value])
     for run in candidates:
         alive = _alive_here(run.owner)
         silent = run.heartbeat_at is None or (now - run.heartbeat_at).total_seconds() > lost_after_s
@@ -93,7 +95,11 @@ def recover_lost_runs(store: MetadataStore, lost_after_s: float = LOST_AFTER_S) 
             message = f"lost worker: the runner {run.owner or '?'} stopped while the run was going"
             with store.transaction() as tx:
                 for task in tx.jobs.task_runs(run.id):
-                    if task.state in (TaskState.RUNNING.value, TaskState.QUEUED.value, TaskState.WAITING.value):
+                    if task.state in (TaskState.RUNNING.value, TaskState.QUEUED.value, TaskState.WAITING.value,
+                                      TaskState.PENDING.value) and run.state == JobRunState.QUEUED.value:
+                        tx.jobs.update_task(run.id, task.task_key, state=TaskState.CANCELLED.value, error=message,
+                                            ended_at=now)
+                    elif task.state in (TaskState.RUNNING.value, TaskState.QUEUED.value, TaskState.WAITING.value):
                         tx.jobs.update_task(run.id, task.task_key, state=TaskState.FAILED.value, error=message,
                                             ended_at=now)
                 tx.jobs.update_run(run.id, state=JobRunState.FAILED.value, ended_at=now, message=message)
@@ -155,8 +161,8 @@ class JobRunner:
             raise InvalidArgument(f"job {job.name} has no parameters {sorted(unknown)}; it has "
                                   f"{sorted(job.parameters) or 'none'}")
         params = {**job.parameters, **(parameters or {})}
-        info = JobRunInfo(new_id(), job.name, JobRunState.RUNNING.value, job.to_dict(), params, trigger,
-                          self._actor, utcnow(), started_at=utcnow(), owner=runner_identity(), heartbeat_at=utcnow())
+        info = JobRunInfo(new_id(), job.name, JobRunState.QUEUED.value, job.to_dict(), params, trigger,
+                          self._actor, utcnow(), owner=runner_identity(), heartbeat_at=utcnow())
         with self._store.transaction() as tx:
             tx.jobs.add_run(info, [t.key for t in job.tasks])
         return _RunState(job, info, {t.key: TaskState.PENDING for t in job.tasks}, {}, {})
@@ -180,16 +186,50 @@ class JobRunner:
             for key in rerun:
                 tx.jobs.update_task(run_id, key, state=TaskState.PENDING.value, error="")
             info = tx.jobs.update_run(run_id, state=JobRunState.RUNNING.value, ended_at=None, message="",
-                                      repairs=info.repairs + 1, owner=runner_identity(), heartbeat_at=utcnow())
+                                      repairs=info.repairs + 1, owner=runner_identity(), heartbeat_at=utcnow(),
+                                      cancel_requested=False)
         state = _RunState(job, info, states, values, {k: tasks[k].attempts for k in tasks})
         return self._loop(state)
 
     # --- the loop ------------------------------------------------------------------------------
 
+    def _wait_for_slot(self, st: _RunState) -> bool:
+        """Queue until fewer than ``max_concurrent_runs`` runs of the job are running and this is the
+        oldest queued one; False if the run was cancelled while it waited."""
+        last_beat = time.monotonic()
+        while True:
+            with self._store.transaction() as tx:
+                tx.jobs.lock_job(st.job.name)
+                run = tx.jobs.get_run(st.run.id)
+                if run.cancel_requested:
+                    tx.jobs.update_run(st.run.id, state=JobRunState.CANCELLED.value, ended_at=utcnow(),
+                                       message="cancelled while queued")
+                    for key in st.states:
+                        tx.jobs.update_task(st.run.id, key, state=TaskState.CANCELLED.value, ended_at=utcnow())
+                    return False
+                running = tx.jobs.count_runs(st.job.name, JobRunState.RUNNING.value)
+                if running < st.job.max_concurrent_runs and tx.jobs.oldest_queued(st.job.name) == st.run.id:
+                    st.run = tx.jobs.update_run(st.run.id, state=JobRunState.RUNNING.value, started_at=utcnow(),
+                                                heartbeat_at=utcnow())
+                    return True
+                if time.monotonic() - last_beat >= HEARTBEAT_S:
+                    last_beat = time.monotonic()
+                    tx.jobs.update_run(st.run.id, heartbeat_at=utcnow())
+            time.sleep(QUEUE_POLL_S)
+
     def _loop(self, st: _RunState) -> JobRunInfo:
-        started = last_beat = time.monotonic()
+        if st.run.state == JobRunState.QUEUED.value and not self._wait_for_slot(st):
+            with self._store.transaction() as tx:
+                return tx.jobs.get_run(st.run.id)
+        started = last_beat = last_check = time.monotonic()
         order = st.job.order()
         while any(s not in TERMINAL for s in st.states.values()):
+            if time.monotonic() - last_check >= CANCEL_POLL_S:
+                last_check = time.monotonic()
+                with self._store.transaction() as tx:
+                    wanted = tx.jobs.get_run(st.run.id).cancel_requested
+                if wanted:
+                    return self._abort(st, JobRunState.CANCELLED, "cancelled by request")
             if time.monotonic() - last_beat >= HEARTBEAT_S:
                 last_beat = time.monotonic()
                 with self._store.transaction() as tx:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mlharbor.auth.audit import record
 from mlharbor.auth.policy import Permission
 from mlharbor.core.entities import JobRunInfo, TaskRunInfo
-from mlharbor.errors import InvalidArgument, NotFound
+from mlharbor.errors import Conflict, InvalidArgument, NotFound
 from mlharbor.jobs.definitions import Job
 from mlharbor.jobs.executors import Executor, InProcessExecutor, SubprocessExecutor
 from mlharbor.jobs.executors.inprocess import Invoker
@@ -136,6 +136,17 @@ class JobService:
         self._authorize(Permission.READ, "job.read", f"job:{name}")
         with self._ctx.store.transaction() as tx:
             return tx.jobs.fires(name)
+
+    def cancel(self, run_id: str) -> JobRunInfo:
+        """Ask a queued or running run to stop: its runner cancels running attempts (killing subprocesses)
+        and marks what did not finish cancelled, within a second. Conflict if the run has finished."""
+        run = self.get_run(run_id)
+        self._authorize(Permission.WRITE, "job.cancel", f"job:{run.job_name}")
+        if run.state not in ("queued", "running"):
+            raise Conflict(f"job run {run_id} has already finished ({run.state})")
+        with self._ctx.store.transaction() as tx:
+            record(tx, self._actor, "job.cancel", f"job_run:{run_id}")
+            return tx.jobs.update_run(run_id, cancel_requested=True)
 
     def recover(self) -> builtins.list[str]:
         """Mark runs whose runner died as failed (lost worker); returns their ids."""

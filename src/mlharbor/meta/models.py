@@ -440,6 +440,7 @@ class JobRunRow(Base):
     repairs: Mapped[int] = mapped_column(Integer)
     owner: Mapped[str] = mapped_column(String)  # host:pid of the runner driving it
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    cancel_requested: Mapped[bool] = mapped_column()
 
 
 class TaskRunRow(Base):

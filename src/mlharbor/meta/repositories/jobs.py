@@ -22,7 +22,7 @@ def _t(value: Any) -> Any:
 def _run(row: JobRunRow) -> JobRunInfo:
     return JobRunInfo(row.id, row.job_name, row.state, dict(row.definition), dict(row.parameters), row.trigger,
                       row.created_by, as_utc(row.created_at), _t(row.started_at), _t(row.ended_at), row.message,
-                      row.repairs, row.owner, _t(row.heartbeat_at))
+                      row.repairs, row.owner, _t(row.heartbeat_at), row.cancel_requested)
 
 
 def _task(row: TaskRunRow) -> TaskRunInfo:
@@ -51,6 +51,21 @@ class JobRepository:
         self._session.flush()
         return True
 
+    def lock_job(self, name: str) -> None:
+        """Hold the job's row until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite serialises
+        writers): starting queued runs happens one process at a time."""
+        self._session.scalars(select(JobRow.name).where(JobRow.name == name).with_for_update()).one_or_none()
+
+    def count_runs(self, job_name: str, state: str) -> int:
+        stmt = select(func.count()).select_from(JobRunRow).where(JobRunRow.job_name == job_name,
+                                                                 JobRunRow.state == state)
+        return int(self._session.scalar(stmt) or 0)
+
+    def oldest_queued(self, job_name: str) -> str | None:
+        stmt = (select(JobRunRow.id).where(JobRunRow.job_name == job_name, JobRunRow.state == "queued")
+                .order_by(JobRunRow.created_at, JobRunRow.id).limit(1))
+        return self._session.scalar(stmt)
+
     def get_job(self, name: str) -> dict[str, Any]:
         row = self._session.get(JobRow, name)
         if row is None:
@@ -75,7 +90,7 @@ class JobRepository:
                         parameters=info.parameters, trigger=info.trigger, created_by=info.created_by,
                         created_at=info.created_at, started_at=info.started_at, ended_at=info.ended_at,
                         message=info.message, repairs=info.repairs, owner=info.owner,
-                        heartbeat_at=info.heartbeat_at)
+                        heartbeat_at=info.heartbeat_at, cancel_requested=info.cancel_requested)
         add_unique(self._session, row, f"job run {info.id}")
         for key in task_keys:
             self._session.add(TaskRunRow(run_id=info.id, task_key=key, state="pending", attempts=0, task_values={},

@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("repairs", sa.Integer(), nullable=False),
         sa.Column("owner", sa.String(), nullable=False),
         _ts("heartbeat_at", nullable=True),
+        sa.Column("cancel_requested", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_mlh_job_runs"),
     )
     op.create_index("ix_mlh_job_runs_job_name_created_at", "mlh_job_runs", ["job_name", "created_at"])
