@@ -132,3 +132,25 @@ def test_autolog_records_sklearn_fits_inside_runs(ws: Workspace) -> None:
 
     assert mlflow.active_run() is None  # nothing left attached
     mlflow.sklearn.autolog(disable=True)
+
+
+@pytest.mark.parametrize("flavor", ["xgboost", "lightgbm"])
+def test_autolog_boosting_libraries(ws: Workspace, flavor: str) -> None:
+    import mlflow
+    import numpy as np
+
+    assert ws.tracking.autolog((flavor,)) == [flavor]
+    rng = np.random.default_rng(0)
+    x, y = rng.random((80, 3)), (rng.random(80) > 0.5).astype(int)
+    with ws.tracking.start_run("auto") as run:
+        if flavor == "xgboost":
+            import xgboost
+
+            xgboost.XGBClassifier(n_estimators=4, max_depth=2).fit(x, y)
+        else:
+            import lightgbm
+
+            lightgbm.LGBMClassifier(n_estimators=4, verbose=-1).fit(x, y)
+    got = ws.tracking.get_run(run.run_id)
+    assert got.status == "FINISHED" and got.params, got
+    getattr(mlflow, flavor).autolog(disable=True)
