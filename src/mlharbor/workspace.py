@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from mlharbor.client.models import RestModels
+    from mlharbor.client.tracking import RestTracking
     from mlharbor.evaluation import EvaluationResult
     from mlharbor.features.online import OnlineStore
     from mlharbor.jobs.service import JobService
@@ -142,7 +143,7 @@ class Workspace:
     def __init__(self, tables: Tables, access: Access, features: FeatureStore, settings: Settings | None = None,
                  services: Services | None = None, actor: Actor | None = None,
                  url: str | None = None, on_close: Callable[[], None] | None = None,
-                 models: RestModels | None = None) -> None:
+                 models: RestModels | None = None, tracking: RestTracking | None = None) -> None:
         self.tables = tables
         self.access = access
         self.features = features
@@ -152,6 +153,7 @@ class Workspace:
         self.url = url
         self._on_close = on_close
         self._models = models
+        self._tracking = tracking
 
     @classmethod
     def open(cls, path: str | Path | None = None, target: str | None = None,
@@ -182,11 +184,13 @@ class Workspace:
     def connect(cls, url: str, token: str | None = None, timeout: float = 60.0) -> Workspace:
         """Use a ``mlharbor server`` at ``url`` with an API token (default: ``$MLHARBOR_TOKEN``)."""
         from mlharbor.client import RestAccess, RestClient, RestFunctions, RestModels, RestOnline, RestTables
+        from mlharbor.client.tracking import RestTracking
 
         client = RestClient(url, token=token, timeout=timeout)
         tables = Tables(RestTables(client))
         features = FeatureStore(tables, RestFunctions(client), RestOnline(client))
-        return cls(tables, RestAccess(client), features, url=url, on_close=client.close, models=RestModels(client))
+        return cls(tables, RestAccess(client), features, url=url, on_close=client.close, models=RestModels(client),
+                   tracking=RestTracking(client))
 
     @property
     def services(self) -> Services:
@@ -195,8 +199,10 @@ class Workspace:
         return self._services
 
     @property
-    def tracking(self) -> TrackingService:
+    def tracking(self) -> TrackingService | RestTracking:
         """MLflow runs with lineage: ``with ws.tracking.start_run("exp") as run: ...``."""
+        if self._tracking is not None:
+            return self._tracking
         return self.services.tracking(self._local_actor())
 
     @property
@@ -232,7 +238,7 @@ class Workspace:
 
     def _local_actor(self) -> Actor:
         if self.actor is None:
-            raise InvalidArgument("tracking, evaluation and jobs are not available through Workspace.connect yet; "
+            raise InvalidArgument("evaluation and jobs are not available through Workspace.connect yet; "
                                   "open the workspace directly (Workspace.open) or use MLflow's own client")
         return self.actor
 

@@ -385,3 +385,27 @@ def test_card_is_markdown(registry: Registry) -> None:
     r = httpx.get(f"{registry.url}/api/v1/models/{MODEL}/versions/1/card", headers=registry.headers("vic"))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/markdown")
     assert r.text.startswith("# Model card: dev.ml.churn v1")
+
+
+def test_tracking_through_the_server(registry: Registry) -> None:
+    from mlharbor.core.entities import LineageNode
+
+    with registry.connect("dana") as ws:
+        ws.tables.write("dev.raw.remote_inputs", pa.table({"x": [1, 2, 3]}))
+        version = ws.tables.describe("dev.raw.remote_inputs").version
+        with ws.tracking.start_run("remote-tracking", run_name="r1", tags={"team": "t"}) as run:
+            run.log_params({"alpha": 0.1})
+            for i in range(1500):
+                run.log_metric("loss", 1 / (i + 1))
+            run.log_table("dev.raw.remote_inputs", version)
+        got = ws.tracking.get_run(run.run_id)
+        assert got.status == "FINISHED" and got.params == {"alpha": "0.1"} and got.tags["mlharbor.principal"] == "dana"
+        assert len(ws.tracking.metric_history(run.run_id, "loss")) == 1500
+        assert [r.run_id for r in ws.tracking.search_runs("remote-tracking")] == [run.run_id]
+        assert "remote-tracking" in ws.tracking.experiments()
+        with pytest.raises(InvalidArgument, match="autologging"):
+            ws.tracking.autolog()
+    edges = registry.services.lineage.upstream(LineageNode("run", run.run_id))
+    assert {str(e.source) for e in edges} == {f"table:dev.raw.remote_inputs@{version}"}  # recorded by the server
+    with registry.connect("vic") as viewer, pytest.raises(PermissionDenied):
+        viewer.tracking.start_run("remote-tracking")

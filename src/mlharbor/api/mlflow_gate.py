@@ -153,6 +153,8 @@ class MlflowGate:
         if permission is not Permission.READ:
             with self.services.store.transaction() as tx:
                 record(tx, actor, f"mlflow.{method}", resource, {"path": path})
+                if path.endswith("/runs/log-inputs"):
+                    _record_input_lineage(tx, actor, body)
 
 
 async def _buffer_json(scope: Scope, receive: Receive) -> tuple[dict[str, Any], Receive]:
@@ -186,3 +188,24 @@ async def _buffer_json(scope: Scope, receive: Receive) -> tuple[dict[str, Any], 
         return await receive()
 
     return (parsed if isinstance(parsed, dict) else {}), replay
+
+
+def _record_input_lineage(tx: Any, actor: Actor, body: dict[str, Any]) -> None:
+    """Lineage ``table@version → run`` for each ``delta`` dataset input a client logs (as mlharbor's own
+    runs do), so runs tracked through the server are in the lineage graph too."""
+    from mlharbor.lineage.service import LineageService, table_node
+    from mlharbor.tracking.runs import TRAINED_ON, run_node
+
+    run_id = body.get("run_id")
+    sources = []
+    for item in body.get("datasets") or []:
+        dataset = item.get("dataset") if isinstance(item, dict) else None
+        if not isinstance(dataset, dict) or dataset.get("source_type") != "delta":
+            continue
+        try:
+            source = json.loads(str(dataset.get("source", "")))
+            sources.append(table_node(str(parse_name(str(source["table"]))), int(source["version"])))
+        except (ValueError, KeyError, TypeError, MlharborError):
+            continue  # not one of ours: MLflow keeps it, lineage does not
+    if isinstance(run_id, str) and run_id and sources:
+        LineageService.record(tx, actor, sources, run_node(run_id), TRAINED_ON)

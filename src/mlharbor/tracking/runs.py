@@ -14,7 +14,7 @@ import hashlib
 import json
 import time
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mlharbor.auth.audit import record
 from mlharbor.auth.policy import Permission
@@ -63,10 +63,21 @@ def training_set_inputs(training_set: Any, context: str = "training") -> list[di
     return datasets
 
 
+class RunHost(Protocol):
+    """What an :class:`ActiveRun` needs from its tracking backend (local service or REST client)."""
+
+    adapter: MlflowAdapter
+
+    @property
+    def autologging(self) -> bool: ...
+
+    def record_inputs(self, run_id: str, versions: dict[str, int]) -> None: ...
+
+
 class ActiveRun:
     """A run being recorded; use as a context manager (it ends FINISHED, or FAILED on an exception)."""
 
-    def __init__(self, service: TrackingService, record_: RunRecord) -> None:
+    def __init__(self, service: RunHost, record_: RunRecord) -> None:
         self._service = service
         self.info = record_
         self.run_id = record_.run_id
