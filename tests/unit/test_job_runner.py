@@ -248,3 +248,12 @@ def test_script_sql_run_job_and_for_each(runner: JobRunner, store: MetadataStore
     assert bad.state == JobRunState.FAILED and "1 of 2 iterations failed" in failed.error and "bad" in failed.error
     escape = runner.run(Job("escape", [Task("s", TaskKind.SCRIPT, "../outside.py")]))
     assert escape.state == JobRunState.FAILED and ".." in runner.task_runs(escape.id)[0].error
+
+
+def test_runs_announce_start_and_end_in_the_outbox(runner: JobRunner, store: MetadataStore) -> None:
+    ok = runner.run(Job("announce", [py("t", "train", parameters={"rows": 1, "table": "t"})]))
+    bad = runner.run(Job("announce_bad", [py("t", "fail")]))
+    with store.transaction() as tx:
+        events = [(e.kind, e.payload["run_id"]) for e in tx.outbox.after(0, limit=100)]
+    assert events == [("job_run.started", ok.id), ("job_run.succeeded", ok.id),
+                      ("job_run.started", bad.id), ("job_run.failed", bad.id)]

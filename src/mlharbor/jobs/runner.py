@@ -107,6 +107,18 @@ def recover_lost_runs(store: MetadataStore, lost_after_s: float = LOST_AFTER_S) 
     return lost
 
 
+RUN_STARTED = "job_run.started"
+# Outbox events of runs (webhooks subscribe to them like registry events): started, then one of these.
+RUN_EVENTS = (RUN_STARTED, "job_run.succeeded", "job_run.failed", "job_run.cancelled", "job_run.timed_out")
+
+
+def _notify(tx: Any, run: JobRunInfo, kind: str) -> None:
+    """Announce a run's start or end in the transaction that records it (delivered at least once)."""
+    tx.outbox.append(kind, f"job:{run.job_name}", run.created_by,
+                     {"run_id": run.id, "job": run.job_name, "state": run.state, "trigger": run.trigger,
+                      "message": run.message, "repairs": run.repairs})
+
+
 def evaluate_condition(left: Any, op: str, right: Any) -> bool:
     """Compare two rendered values; numbers compare as numbers, anything else as text."""
     def number(v: Any) -> float | None:
@@ -211,6 +223,7 @@ class JobRunner:
                 if running < st.job.max_concurrent_runs and tx.jobs.oldest_queued(st.job.name) == st.run.id:
                     st.run = tx.jobs.update_run(st.run.id, state=JobRunState.RUNNING.value, started_at=utcnow(),
                                                 heartbeat_at=utcnow())
+                    _notify(tx, st.run, RUN_STARTED)
                     return True
                 if time.monotonic() - last_beat >= HEARTBEAT_S:
                     last_beat = time.monotonic()
@@ -246,7 +259,9 @@ class JobRunner:
         failed = [k for k in order if st.states[k] in (TaskState.FAILED, TaskState.TIMED_OUT)]
         message = f"failed tasks: {', '.join(failed)}" if failed else ""
         with self._store.transaction() as tx:
-            return tx.jobs.update_run(st.run.id, state=result.value, ended_at=utcnow(), message=message)
+            done = tx.jobs.update_run(st.run.id, state=result.value, ended_at=utcnow(), message=message)
+            _notify(tx, done, f"job_run.{result.value}")
+            return done
 
     def _upstream_done(self, st: _RunState, key: str) -> bool:
         return all(st.states[d.task] in TERMINAL for d in st.job.task(key).depends_on)
@@ -381,7 +396,9 @@ class JobRunner:
             if s not in TERMINAL:
                 self._finish(st, key, TaskState.CANCELLED, error=message)
         with self._store.transaction() as tx:
-            return tx.jobs.update_run(st.run.id, state=state.value, ended_at=utcnow(), message=message)
+            done = tx.jobs.update_run(st.run.id, state=state.value, ended_at=utcnow(), message=message)
+            _notify(tx, done, f"job_run.{state.value}")
+            return done
 
     def task_runs(self, run_id: str) -> list[TaskRunInfo]:
         with self._store.transaction() as tx:

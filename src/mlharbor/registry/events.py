@@ -1,4 +1,5 @@
-"""Registry events, written to the outbox in the transaction of the change they report.
+"""Registry events (and the job-run events webhooks may subscribe to), written to the outbox in the
+transaction of the change they report.
 
 Subscribers (webhooks, the job scheduler's model-event triggers) read them from the outbox and get
 each at least once; ``id`` is the delivery id a receiver deduplicates on.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlharbor.core.entities import OutboxEvent
+from mlharbor.jobs.runner import RUN_EVENTS
 
 if TYPE_CHECKING:
     from mlharbor.core.actors import Actor
@@ -26,7 +28,7 @@ EVALUATION_COMPLETED = "evaluation.completed"
 COMMENT_ADDED = "model_version.commented"
 
 KINDS = (VERSION_REGISTERED, TRANSITION_REQUESTED, TRANSITION_APPROVED, TRANSITION_REJECTED, TRANSITION_CANCELLED,
-         STAGE_CHANGED, ALIAS_CHANGED, CHECKS_COMPLETED, EVALUATION_COMPLETED, COMMENT_ADDED)
+         STAGE_CHANGED, ALIAS_CHANGED, CHECKS_COMPLETED, EVALUATION_COMPLETED, COMMENT_ADDED, *RUN_EVENTS)
 
 
 def version_resource(name: str, version: int) -> str:
