@@ -69,10 +69,12 @@ def deploy(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="module:a
 @app.command()
 def run(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A deployed job.")],
         param: Annotated[list[str] | None, typer.Option("--param", help="NAME=VALUE (JSON values parsed).")] = None,
-        executor: Executor = "subprocess", as_json: Json = False) -> None:
+        executor: Executor = "subprocess",
+        no_cache: Annotated[bool, typer.Option("--no-cache", help="Rerun cached tasks (and refresh their cache).")]
+        = False, as_json: Json = False) -> None:
     """Run a deployed job to the end and show its tasks; exits 1 when the run did not succeed."""
     with open_workspace(ctx, remote=False) as ws:
-        result = ws.jobs.run(name, _parse_params(param), executor=executor)
+        result = ws.jobs.run(name, _parse_params(param), executor=executor, force=no_cache)
         if as_json:
             print_json({**as_dict(result), "tasks": [as_dict(t) for t in ws.jobs.task_runs(result.id)]})
         else:

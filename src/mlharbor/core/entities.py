@@ -328,3 +328,4 @@ class TaskRunInfo:
     log_paths: tuple[str, ...] = ()
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    cached_from: str | None = None  # the run whose cached result this task reused

@@ -79,6 +79,7 @@ class Task:
     timeout_s: float | None = None
     cache: bool = False  # reuse a result with the same code hash, parameters and input table versions
     cache_ttl_s: float | None = None
+    cache_inputs: tuple[str, ...] = ()  # tables whose versions are part of the cache key
     concurrency: int = 1  # for_each: nested runs at once
     nested: Task | None = None  # for_each: the task run once per input
 
@@ -104,6 +105,7 @@ class Task:
         except ValueError as exc:
             raise InvalidArgument(f"task {raw.get('key', '?')!r}: {exc}") from None
         data["depends_on"] = tuple(_dependency(d) for d in data.get("depends_on", ()))
+        data["cache_inputs"] = tuple(str(x) for x in data.get("cache_inputs", ()))
         if data.get("nested") is not None:
             data["nested"] = cls.from_dict(data["nested"])
         try:
@@ -130,6 +132,10 @@ def _check_task(t: Task) -> None:
         raise InvalidArgument(f"task {t.key}: min_retry_interval_s must be >= 0 and retry_backoff >= 1")
     if t.timeout_s is not None and t.timeout_s <= 0:
         raise InvalidArgument(f"task {t.key}: timeout_s must be positive")
+    if t.cache and t.kind not in (TaskKind.PYTHON, TaskKind.SCRIPT, TaskKind.SQL):
+        raise InvalidArgument(f"task {t.key}: only python, script and sql tasks can be cached")
+    if t.cache_ttl_s is not None and t.cache_ttl_s <= 0:
+        raise InvalidArgument(f"task {t.key}: cache_ttl_s must be positive")
     if t.kind is TaskKind.PYTHON and not _REF.match(t.target):
         raise InvalidArgument(f"task {t.key}: a python task's target is 'module:function', not {t.target!r}")
     if t.kind in (TaskKind.SCRIPT, TaskKind.SQL, TaskKind.NOTEBOOK, TaskKind.RUN_JOB) and not t.target.strip():
@@ -323,7 +329,8 @@ class TaskTemplate:
         return self.fn(*args, **kwargs)
 
 
-_OPTION_NAMES = {"run_if", "max_retries", "min_retry_interval_s", "retry_backoff", "timeout_s", "cache", "cache_ttl_s"}
+_OPTION_NAMES = {"run_if", "max_retries", "min_retry_interval_s", "retry_backoff", "timeout_s", "cache", "cache_ttl_s",
+                 "cache_inputs"}
 
 
 @overload

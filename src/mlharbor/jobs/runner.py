@@ -12,6 +12,7 @@ succeeded. The run's result is decided by its leaf tasks.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import operator
 import os
@@ -54,6 +55,8 @@ class _RunState:
     attempts: dict[str, int]
     not_before: dict[str, float] = field(default_factory=dict)
     running: dict[str, _Running] = field(default_factory=dict)
+    force: bool = False  # ignore cached results (and refresh them)
+    cache_keys: dict[str, str] = field(default_factory=dict)
 
 
 HEARTBEAT_S = 5.0  # how often a runner says it is alive
@@ -119,6 +122,43 @@ def _notify(tx: Any, run: JobRunInfo, kind: str) -> None:
                       "message": run.message, "repairs": run.repairs})
 
 
+def code_fingerprint(t: Task, work_dir: Path | None) -> str:
+    """SHA-256 of the code a task runs: the module file of a python target, the script, the SQL text."""
+    import importlib.util
+    import sys
+
+    if t.kind is TaskKind.SQL:
+        return hashlib.sha256(t.target.encode()).hexdigest()
+    if t.kind is TaskKind.SCRIPT:
+        path = (work_dir or Path.cwd()) / t.target
+    else:
+        module = t.target.partition(":")[0]
+        added = work_dir is not None and str(work_dir) not in sys.path
+        if added:
+            sys.path.insert(0, str(work_dir))
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+        finally:
+            if added:
+                sys.path.remove(str(work_dir))
+        if spec is None or not spec.origin or not Path(spec.origin).is_file():
+            raise InvalidArgument(f"cannot find the code of {t.target} to key its cache")
+        path = Path(spec.origin)
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        raise InvalidArgument(f"cannot read {path} to key the cache of task {t.key}") from None
+
+
+def cache_key(t: Task, params: dict[str, Any], inputs: dict[str, int], work_dir: Path | None) -> str:
+    """The cache key of a task attempt: code, rendered parameters and input table versions."""
+    document = {"kind": t.kind.value, "target": t.target, "code": code_fingerprint(t, work_dir),
+                "parameters": params, "inputs": inputs}
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def evaluate_condition(left: Any, op: str, right: Any) -> bool:
     """Compare two rendered values; numbers compare as numbers, anything else as text."""
     def number(v: Any) -> float | None:
@@ -142,7 +182,8 @@ class JobRunner:
 
     def __init__(self, store: MetadataStore, executor: Executor, log_root: Path, actor: str = "local",
                  max_parallel: int = 4, poll_interval: float = 0.02, work_dir: Path | None = None,
-                 target_name: str | None = None, principal: str | None = None) -> None:
+                 target_name: str | None = None, principal: str | None = None,
+                 table_versions: Callable[[list[str]], dict[str, int]] | None = None) -> None:
         if max_parallel < 1:
             raise InvalidArgument("max_parallel must be at least 1")
         self._store = store
@@ -154,12 +195,17 @@ class JobRunner:
         self._work_dir = work_dir
         self._target_name = target_name
         self._principal = principal
+        self._table_versions = table_versions
 
     # --- entry points --------------------------------------------------------------------------
 
-    def run(self, job: Job, parameters: dict[str, Any] | None = None, trigger: str = "manual") -> JobRunInfo:
-        """Run ``job`` to the end; job parameters default to the job's, overridden by ``parameters``."""
-        return self._loop(self._create(job, parameters, trigger))
+    def run(self, job: Job, parameters: dict[str, Any] | None = None, trigger: str = "manual",
+            force: bool = False) -> JobRunInfo:
+        """Run ``job`` to the end; job parameters default to the job's, overridden by ``parameters``.
+        ``force`` runs cached tasks again (and refreshes their cache)."""
+        state = self._create(job, parameters, trigger)
+        state.force = force
+        return self._loop(state)
 
     def submit(self, job: Job, parameters: dict[str, Any] | None = None, trigger: str = "manual") -> JobRunInfo:
         """Record a run and drive it on a background thread; returns the run as recorded (running)."""
@@ -303,6 +349,13 @@ class JobRunner:
         if t.kind is TaskKind.NOTEBOOK:
             self._finish(st, key, TaskState.FAILED, error="notebook tasks are not supported by this runner yet")
             return True
+        if t.cache:
+            try:
+                if self._reuse_cached(st, t, params):
+                    return True
+            except MlharborError as exc:
+                self._finish(st, key, TaskState.FAILED, error=exc.message)
+                return True
         attempt = st.attempts.get(key, 0) + 1
         st.attempts[key] = attempt
         try:
@@ -321,6 +374,31 @@ class JobRunner:
         with self._store.transaction() as tx:
             tx.jobs.update_task(st.run.id, key, state=TaskState.RUNNING.value, attempts=attempt,
                                 started_at=utcnow(), ended_at=None)
+        return True
+
+    def _reuse_cached(self, st: _RunState, t: Task, params: dict[str, Any]) -> bool:
+        """Finish ``t`` from the cache when an unexpired result has its key; else remember the key."""
+        inputs: dict[str, int] = {}
+        if t.cache_inputs:
+            if self._table_versions is None:
+                raise InvalidArgument(f"task {t.key} caches on table versions; run it through ws.jobs")
+            inputs = self._table_versions(list(t.cache_inputs))
+        key = cache_key(t, params, inputs, self._work_dir)
+        st.cache_keys[t.key] = key
+        if st.force:
+            return False
+        with self._store.transaction() as tx:
+            hit = tx.jobs.cached(key)
+        if hit is None:
+            return False
+        run_id, values, created = hit
+        if t.cache_ttl_s is not None and (utcnow() - created).total_seconds() > t.cache_ttl_s:
+            return False
+        st.states[t.key] = TaskState.SUCCEEDED
+        st.values[t.key] = values
+        with self._store.transaction() as tx:
+            tx.jobs.update_task(st.run.id, t.key, state=TaskState.SUCCEEDED.value, values=values, error="",
+                                cached_from=run_id, started_at=utcnow(), ended_at=utcnow())
         return True
 
     def _invocation(self, st: _RunState, t: Task, params: dict[str, Any], attempt: int,
@@ -376,6 +454,10 @@ class JobRunner:
     def _finish(self, st: _RunState, key: str, state: TaskState, values: dict[str, Any] | None = None,
                 error: str = "", log_paths: tuple[str, ...] = ()) -> None:
         st.states[key] = state
+        cache = st.cache_keys.get(key)
+        if cache is not None and state is TaskState.SUCCEEDED:
+            with self._store.transaction() as tx:
+                tx.jobs.cache(cache, st.job.name, key, st.run.id, values or {})
         if values is not None:
             st.values[key] = values
         fields: dict[str, Any] = {"state": state.value, "error": error[-4000:], "ended_at": utcnow()}

@@ -59,7 +59,8 @@ class JobService:
         return JobRunner(self._ctx.store, executor_named(executor, self._invoke), self.log_root,
                          actor=self._actor.principal, work_dir=self._ctx.settings.project_root,
                          target_name=self._ctx.settings.target,
-                         principal=None if self._actor.is_local_admin else self._actor.principal)
+                         principal=None if self._actor.is_local_admin else self._actor.principal,
+                         table_versions=lambda names: {n: v for n, (v, _) in self._table_state(names).items()})
 
     # --- definitions ---------------------------------------------------------------------------
 
@@ -93,14 +94,15 @@ class JobService:
     # --- runs ----------------------------------------------------------------------------------
 
     def run(self, job: Job | str, parameters: dict[str, Any] | None = None, executor: str = "subprocess",
-            trigger: str = "manual") -> JobRunInfo:
-        """Run a deployed job (by name) or a ``Job`` object to the end; returns the finished run."""
+            trigger: str = "manual", force: bool = False) -> JobRunInfo:
+        """Run a deployed job (by name) or a ``Job`` object to the end; returns the finished run.
+        ``force`` reruns cached tasks instead of reusing their results."""
         definition = self.get(job) if isinstance(job, str) else job
         self._authorize(Permission.WRITE, "job.run", f"job:{definition.name}")
         runner = self._runner(executor)
         with self._ctx.store.transaction() as tx:
             record(tx, self._actor, "job.run", f"job:{definition.name}", {"trigger": trigger})
-        return runner.run(definition, parameters, trigger)
+        return runner.run(definition, parameters, trigger, force=force)
 
     def repair(self, run_id: str, executor: str = "subprocess") -> JobRunInfo:
         """Rerun the failed tasks of a finished run and their dependents, in the same run."""

@@ -459,6 +459,7 @@ class TaskRunRow(Base):
     log_paths: Mapped[list[str]] = mapped_column(json_type())
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    cached_from: Mapped[str | None] = mapped_column(String)  # the run whose result was reused
 
 
 class TriggerFireRow(Base):
@@ -477,3 +478,16 @@ class TriggerFireRow(Base):
     claimed_by: Mapped[str] = mapped_column(String)
     claimed_at: Mapped[datetime] = mapped_column(UtcDateTime())
     run_id: Mapped[str | None] = mapped_column(String)
+
+
+class TaskCacheRow(Base):
+    """A cached task result, keyed by code, parameters and input table versions."""
+
+    __tablename__ = "mlh_task_cache"
+
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    job_name: Mapped[str] = mapped_column(String)
+    task_key: Mapped[str] = mapped_column(String)
+    run_id: Mapped[str] = mapped_column(String)
+    task_values: Mapped[dict[str, Any]] = mapped_column(json_type())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

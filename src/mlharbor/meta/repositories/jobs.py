@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from mlharbor.core.clock import as_utc, utcnow
 from mlharbor.core.entities import JobRunInfo, TaskRunInfo
 from mlharbor.errors import NotFound
-from mlharbor.meta.models import JobRow, JobRunRow, TaskRunRow, TriggerFireRow
+from mlharbor.meta.models import JobRow, JobRunRow, TaskCacheRow, TaskRunRow, TriggerFireRow
 from mlharbor.meta.repositories._common import add_unique, conflict_insert, execute_core
 
 
@@ -27,7 +27,7 @@ def _run(row: JobRunRow) -> JobRunInfo:
 
 def _task(row: TaskRunRow) -> TaskRunInfo:
     return TaskRunInfo(row.run_id, row.task_key, row.state, row.attempts, dict(row.task_values), row.error,
-                       tuple(row.log_paths), _t(row.started_at), _t(row.ended_at))
+                       tuple(row.log_paths), _t(row.started_at), _t(row.ended_at), row.cached_from)
 
 
 class JobRepository:
@@ -94,7 +94,7 @@ class JobRepository:
         add_unique(self._session, row, f"job run {info.id}")
         for key in task_keys:
             self._session.add(TaskRunRow(run_id=info.id, task_key=key, state="pending", attempts=0, task_values={},
-                                         error="", log_paths=[], started_at=None, ended_at=None))
+                                         error="", log_paths=[], started_at=None, ended_at=None, cached_from=None))
         self._session.flush()
         return _run(row)
 
@@ -190,3 +190,17 @@ class JobRepository:
         stmt = (select(TriggerFireRow.fire_key).where(TriggerFireRow.job_name == job_name, TriggerFireRow.kind == kind)
                 .order_by(TriggerFireRow.id))
         return list(self._session.scalars(stmt))
+
+    # --- task cache ----------------------------------------------------------------------------
+
+    def cached(self, key: str) -> tuple[str, dict[str, Any], Any] | None:
+        """(run id, values, created at) of a cached result, or None."""
+        row = self._session.get(TaskCacheRow, key)
+        return None if row is None else (row.run_id, dict(row.task_values), as_utc(row.created_at))
+
+    def cache(self, key: str, job_name: str, task_key: str, run_id: str, values: dict[str, Any]) -> None:
+        """Store (or replace) a cached result."""
+        stmt = conflict_insert(self._session, TaskCacheRow).values(
+            key=key, job_name=job_name, task_key=task_key, run_id=run_id, task_values=values, created_at=utcnow())
+        execute_core(self._session, stmt.on_conflict_do_update(
+            index_elements=["key"], set_={"run_id": run_id, "task_values": values, "created_at": utcnow()}))

@@ -72,6 +72,7 @@ def upgrade() -> None:
         sa.Column("log_paths", _json(), nullable=False),
         _ts("started_at", nullable=True),
         _ts("ended_at", nullable=True),
+        sa.Column("cached_from", sa.String(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_mlh_task_runs"),
         sa.ForeignKeyConstraint(["run_id"], ["mlh_job_runs.id"], name="fk_mlh_task_runs_run_id_mlh_job_runs"),
         sa.UniqueConstraint("run_id", "task_key", name="uq_mlh_task_runs_run_id_task_key"),
@@ -92,9 +93,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("job_name", "fire_key", name="uq_mlh_trigger_fires_job_name_fire_key"),
     )
     op.create_index("ix_mlh_trigger_fires_job_name_fire_time", "mlh_trigger_fires", ["job_name", "fire_time"])
+    op.create_table(
+        "mlh_task_cache",
+        sa.Column("key", sa.String(), nullable=False),
+        sa.Column("job_name", sa.String(), nullable=False),
+        sa.Column("task_key", sa.String(), nullable=False),
+        sa.Column("run_id", sa.String(), nullable=False),
+        sa.Column("task_values", _json(), nullable=False),
+        _ts("created_at"),
+        sa.PrimaryKeyConstraint("key", name="pk_mlh_task_cache"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("mlh_task_cache")
     op.drop_index("ix_mlh_trigger_fires_job_name_fire_time", table_name="mlh_trigger_fires")
     op.drop_table("mlh_trigger_fires")
     op.drop_table("mlh_task_runs")
