@@ -170,3 +170,12 @@ def test_references_keep_types_and_fail_loudly() -> None:
 def test_every_pair_of_run_if_and_state_is_defined() -> None:
     for run_if, a, b in itertools.product(RunIf, sorted(TERMINAL), sorted(TERMINAL)):
         decide(run_if, [a, b])
+
+
+def test_to_dict_is_plain_json() -> None:
+    import json
+
+    job = Job("j", [py("a", cache=True, cache_inputs=("dev.raw.t",))])
+    raw = job.to_dict()
+    assert json.loads(json.dumps(raw)) == raw  # no tuples: a stored definition compares equal to a new one
+    assert Job.from_dict(raw) == job

@@ -87,6 +87,7 @@ class Task:
         raw = asdict(self)
         raw["kind"], raw["run_if"] = self.kind.value, self.run_if.value
         raw["depends_on"] = [asdict(d) for d in self.depends_on]
+        raw["cache_inputs"] = list(self.cache_inputs)
         raw["nested"] = None if self.nested is None else self.nested.to_dict()
         return raw
 

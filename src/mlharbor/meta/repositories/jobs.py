@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -37,7 +38,8 @@ class JobRepository:
     # --- definitions ---------------------------------------------------------------------------
 
     def save_job(self, name: str, definition: dict[str, Any], actor: str) -> bool:
-        """Create or replace a deployed definition; True when something changed."""
+        """Create or replace a deployed definition; True when something changed (compared as JSON)."""
+        definition = json.loads(json.dumps(definition, default=str))
         row = self._session.get(JobRow, name)
         now = utcnow()
         if row is None:
