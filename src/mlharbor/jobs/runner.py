@@ -12,7 +12,6 @@ succeeded. The run's result is decided by its leaf tasks.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import operator
 import os
@@ -28,6 +27,7 @@ from mlharbor.core.clock import utcnow
 from mlharbor.core.entities import JobRunInfo, TaskRunInfo
 from mlharbor.core.ids import new_id
 from mlharbor.errors import Conflict, InvalidArgument, MlharborError
+from mlharbor.jobs.cache import cache_key
 from mlharbor.jobs.definitions import Job, Task, TaskKind
 from mlharbor.jobs.executors.base import AttemptHandle, AttemptResult, Executor, Invocation
 from mlharbor.jobs.states import REPAIRABLE, TERMINAL, JobRunState, TaskState, decide, run_result
@@ -120,43 +120,6 @@ def _notify(tx: Any, run: JobRunInfo, kind: str) -> None:
     tx.outbox.append(kind, f"job:{run.job_name}", run.created_by,
                      {"run_id": run.id, "job": run.job_name, "state": run.state, "trigger": run.trigger,
                       "message": run.message, "repairs": run.repairs})
-
-
-def code_fingerprint(t: Task, work_dir: Path | None) -> str:
-    """SHA-256 of the code a task runs: the module file of a python target, the script, the SQL text."""
-    import importlib.util
-    import sys
-
-    if t.kind is TaskKind.SQL:
-        return hashlib.sha256(t.target.encode()).hexdigest()
-    if t.kind is TaskKind.SCRIPT:
-        path = (work_dir or Path.cwd()) / t.target
-    else:
-        module = t.target.partition(":")[0]
-        added = work_dir is not None and str(work_dir) not in sys.path
-        if added:
-            sys.path.insert(0, str(work_dir))
-        try:
-            spec = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            spec = None
-        finally:
-            if added:
-                sys.path.remove(str(work_dir))
-        if spec is None or not spec.origin or not Path(spec.origin).is_file():
-            raise InvalidArgument(f"cannot find the code of {t.target} to key its cache")
-        path = Path(spec.origin)
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        raise InvalidArgument(f"cannot read {path} to key the cache of task {t.key}") from None
-
-
-def cache_key(t: Task, params: dict[str, Any], inputs: dict[str, int], work_dir: Path | None) -> str:
-    """The cache key of a task attempt: code, rendered parameters and input table versions."""
-    document = {"kind": t.kind.value, "target": t.target, "code": code_fingerprint(t, work_dir),
-                "parameters": params, "inputs": inputs}
-    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def evaluate_condition(left: Any, op: str, right: Any) -> bool:
