@@ -38,6 +38,12 @@ def _ts(name: str, nullable: bool = False) -> sa.Column[Any]:
 
 
 def upgrade() -> None:
+    _models_and_versions()
+    _history_requests_comments()
+    _outbox()
+
+
+def _models_and_versions() -> None:
     op.create_table(
         "mlh_registered_models",
         sa.Column("name", sa.String(), nullable=False),
@@ -80,6 +86,9 @@ def upgrade() -> None:
     one_production = sa.text("stage = 'Production'")
     op.create_index("ix_mlh_model_versions_one_production", "mlh_model_versions", ["name"], unique=True,
                     sqlite_where=one_production, postgresql_where=one_production)
+
+
+def _history_requests_comments() -> None:
     op.create_table(
         "mlh_model_stage_history",
         _id(),
@@ -124,6 +133,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_mlh_model_comments"),
     )
     op.create_index("ix_mlh_model_comments_name_version", "mlh_model_comments", ["name", "version"])
+
+
+def _outbox() -> None:
     op.create_table(
         "mlh_outbox_events",
         _id(),
