@@ -26,6 +26,22 @@ def clean_env() -> dict[str, str]:
     return env
 
 
+CliRun = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def mlharbor_cli() -> CliRun:
+    """``mlharbor -C PROJECT ARGS...`` in a subprocess with a clean environment; ``check`` asserts exit 0."""
+    def run(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "mlharbor.cli", "-C", str(project), *args], capture_output=True,
+                              text=True, timeout=300, env=clean_env(), check=False)
+        if check:
+            assert proc.returncode == 0, proc.stderr + proc.stdout
+        return proc
+
+    return run
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

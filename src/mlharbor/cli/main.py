@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from mlharbor.cli import (
     audit,
+    bundle,
     features,
     grants,
     init,
@@ -114,6 +115,7 @@ app.add_typer(tables.app, name="tables")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(bundle.app, name="bundle")
 app.add_typer(runs.app, name="runs")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(users.app, name="users")

@@ -171,11 +171,13 @@ class Job:
     description: str = ""
     schedule: Schedule | None = None
     trigger: Trigger | None = None
+    run_as: str | None = None  # the principal runs act as (tasks open the workspace as it); None: the deployer
+    target: str | None = None  # the workspace target the job was deployed to (set by ws.jobs.deploy)
 
     def __init__(self, name: str, tasks: Iterable[Task], parameters: dict[str, Any] | None = None,
                  max_concurrent_runs: int = 1, timeout_s: float | None = None, tags: dict[str, str] | None = None,
                  description: str = "", schedule: Schedule | str | None = None,
-                 trigger: Trigger | None = None) -> None:
+                 trigger: Trigger | None = None, run_as: str | None = None, target: str | None = None) -> None:
         object.__setattr__(self, "name", check_key(name, "job name"))
         object.__setattr__(self, "tasks", tuple(tasks))
         object.__setattr__(self, "parameters", dict(parameters or {}))
@@ -185,6 +187,8 @@ class Job:
         object.__setattr__(self, "description", description)
         object.__setattr__(self, "schedule", Schedule(schedule) if isinstance(schedule, str) else schedule)
         object.__setattr__(self, "trigger", trigger)
+        object.__setattr__(self, "run_as", run_as or None)
+        object.__setattr__(self, "target", target or None)
         self.validate()
 
     def validate(self) -> None:
@@ -196,6 +200,8 @@ class Job:
             raise InvalidArgument("max_concurrent_runs must be between 1 and 1000")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise InvalidArgument("a job's timeout_s must be positive")
+        if self.run_as is not None and (not isinstance(self.run_as, str) or not self.run_as.strip()):
+            raise InvalidArgument("run_as names a principal")
         by_key: dict[str, Task] = {}
         for t in self.tasks:
             if not isinstance(t, Task):
@@ -273,14 +279,15 @@ class Job:
                 "max_concurrent_runs": self.max_concurrent_runs, "timeout_s": self.timeout_s,
                 "tags": dict(self.tags), "description": self.description,
                 "schedule": None if self.schedule is None else self.schedule.to_dict(),
-                "trigger": None if self.trigger is None else trigger_to_dict(self.trigger)}
+                "trigger": None if self.trigger is None else trigger_to_dict(self.trigger),
+                "run_as": self.run_as, "target": self.target}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Job:
         if not isinstance(raw, dict) or "name" not in raw:
             raise InvalidArgument("a job is a mapping with a name and tasks")
         unknown = set(raw) - {"name", "tasks", "parameters", "max_concurrent_runs", "timeout_s", "tags", "description",
-                              "schedule", "trigger"}
+                              "schedule", "trigger", "run_as", "target"}
         if unknown:
             raise InvalidArgument(f"job {raw['name']!r}: unknown fields {sorted(unknown)}")
         tasks = raw.get("tasks") or []
@@ -290,7 +297,12 @@ class Job:
         trigger = None if raw.get("trigger") is None else trigger_from_dict(raw["trigger"])
         return cls(str(raw["name"]), [Task.from_dict(t) for t in tasks], raw.get("parameters"),
                    int(raw.get("max_concurrent_runs", 1)), raw.get("timeout_s"), raw.get("tags"),
-                   str(raw.get("description", "")), schedule, trigger)
+                   str(raw.get("description", "")), schedule, trigger, raw.get("run_as"), raw.get("target"))
+
+
+def replace_job(job: Job, **changes: Any) -> Job:
+    """A copy of ``job`` with some fields changed, given as in ``to_dict`` (validated again)."""
+    return Job.from_dict({**job.to_dict(), **changes})
 
 
 def function_ref(fn: Callable[..., Any]) -> str:

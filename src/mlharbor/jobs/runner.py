@@ -367,7 +367,8 @@ class JobRunner:
     def _invocation(self, st: _RunState, t: Task, params: dict[str, Any], attempt: int,
                     key: str | None = None) -> Invocation:
         return Invocation(st.run.id, key or t.key, attempt, t.target, params, t.timeout_s, self._log_root / st.run.id,
-                          self._work_dir, t.kind.value, self._target_name, self._principal)
+                          self._work_dir, t.kind.value, st.job.target or self._target_name,
+                          st.job.run_as or self._principal)
 
     def _start_attempt(self, st: _RunState, t: Task, params: dict[str, Any], attempt: int,
                        ctx: RenderContext) -> AttemptHandle:

@@ -62,7 +62,7 @@ class Scheduler:
         with self._store.transaction() as tx:
             jobs = {name: Job.from_dict(tx.jobs.get_job(name)) for name in tx.jobs.job_names()}
         for name, job in jobs.items():
-            if job.trigger is not None:
+            if job.trigger is not None and not job.trigger.paused:
                 started += self._fire_trigger(job, job.trigger, now)
             schedule = job.schedule
             if schedule is None or schedule.paused:

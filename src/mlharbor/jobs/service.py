@@ -17,7 +17,7 @@ from mlharbor.auth.audit import record
 from mlharbor.auth.policy import Permission
 from mlharbor.core.entities import JobRunInfo, TaskRunInfo
 from mlharbor.errors import Conflict, InvalidArgument, NotFound
-from mlharbor.jobs.definitions import Job
+from mlharbor.jobs.definitions import Job, replace_job
 from mlharbor.jobs.executors import Executor, InProcessExecutor, SubprocessExecutor
 from mlharbor.jobs.executors.inprocess import Invoker
 from mlharbor.jobs.runner import JobRunner, recover_lost_runs
@@ -52,8 +52,11 @@ class JobService:
     def log_root(self) -> Path:
         return self._ctx.settings.home / "job-logs"
 
-    def _authorize(self, permission: Permission, action: str, resource: str) -> None:
-        self._ctx.auth.authorize(self._actor, permission, self._ctx.settings.current.environment, action, resource)
+    def _authorize(self, permission: Permission, action: str, resource: str, target: str | None = None) -> None:
+        """Check ``permission`` in the environment of ``target`` (default: the workspace's target)."""
+        settings = self._ctx.settings
+        env = settings.targets[target].environment if target in settings.targets else settings.current.environment
+        self._ctx.auth.authorize(self._actor, permission, env, action, resource)
 
     def _runner(self, executor: str) -> JobRunner:
         return JobRunner(self._ctx.store, executor_named(executor, self._invoke), self.log_root,
@@ -65,15 +68,47 @@ class JobService:
     # --- definitions ---------------------------------------------------------------------------
 
     def deploy(self, job: Job) -> bool:
-        """Store (or replace) ``job``'s definition; True when it changed. Idempotent."""
+        """Store (or replace) ``job``'s definition in this target; True when it changed. Idempotent.
+
+        The job records the target it belongs to (its runs use that target, wherever they are
+        started) and the principal its runs act as: ``run_as`` when given — an active principal with
+        ``write`` here, which only itself or a ``manage``-holder may name — else the deployer (the
+        embedded local admin leaves it unset). A name deployed by another target is refused."""
         if not isinstance(job, Job):
             raise InvalidArgument("deploy takes a mlharbor.jobs.Job")
         self._authorize(Permission.WRITE, "job.deploy", f"job:{job.name}")
+        target = self._ctx.settings.target
+        if job.target is not None and job.target != target:
+            raise InvalidArgument(f"job {job.name} names target {job.target!r}; deploy it through a workspace "
+                                  f"opened on that target (this one is {target!r})")
+        run_as = job.run_as or (None if self._actor.is_local_admin else self._actor.principal)
+        if run_as is not None and run_as != self._actor.principal:
+            self._check_run_as(job.name, run_as)
+        job = replace_job(job, run_as=run_as, target=target)
         with self._ctx.store.transaction() as tx:
+            try:
+                existing = Job.from_dict(tx.jobs.get_job(job.name))
+            except NotFound:
+                existing = None
+            if existing is not None and existing.target not in (None, target):
+                raise Conflict(f"job {job.name} belongs to target {existing.target!r}; give this target's job "
+                               "another name (bundles: a name_prefix preset)")
             changed = tx.jobs.save_job(job.name, job.to_dict(), self._actor.principal)
             if changed:
-                record(tx, self._actor, "job.deploy", f"job:{job.name}", {"tasks": [t.key for t in job.tasks]})
+                record(tx, self._actor, "job.deploy", f"job:{job.name}",
+                       {"tasks": [t.key for t in job.tasks], "run_as": run_as, "target": target})
         return changed
+
+    def _check_run_as(self, job: str, run_as: str) -> None:
+        """Naming another principal as ``run_as`` needs ``manage``; that principal must be able to write."""
+        from mlharbor.core.actors import Actor
+
+        env = self._ctx.settings.current.environment
+        if Permission.MANAGE not in self._ctx.auth.permissions(self._actor, env):
+            self._authorize(Permission.MANAGE, "job.run_as", f"job:{job}")
+        if Permission.WRITE not in self._ctx.auth.permissions(Actor(run_as), env):
+            raise InvalidArgument(f"run_as {run_as!r} is not an active principal with write in {env.value}; "
+                                  f"create it (mlharbor users create) and grant it a role there")
 
     def get(self, name: str) -> Job:
         self._authorize(Permission.READ, "job.read", f"job:{name}")
@@ -98,7 +133,7 @@ class JobService:
         """Run a deployed job (by name) or a ``Job`` object to the end; returns the finished run.
         ``force`` reruns cached tasks instead of reusing their results."""
         definition = self.get(job) if isinstance(job, str) else job
-        self._authorize(Permission.WRITE, "job.run", f"job:{definition.name}")
+        self._authorize(Permission.WRITE, "job.run", f"job:{definition.name}", definition.target)
         runner = self._runner(executor)
         with self._ctx.store.transaction() as tx:
             record(tx, self._actor, "job.run", f"job:{definition.name}", {"trigger": trigger})

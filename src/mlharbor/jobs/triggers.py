@@ -8,6 +8,7 @@
 * ``JobCompletion(job, states=("succeeded",))`` — fires once per finished run of another job whose
   result is in ``states``.
 
+A trigger with ``paused=True`` does not fire (bundles' development targets pause every trigger).
 Each firing is claimed like a schedule tick (:mod:`mlharbor.jobs.scheduler`): exactly once.
 """
 
@@ -28,6 +29,7 @@ class TableUpdate:
     tables: tuple[str, ...]
     condition: str = "any"
     debounce_s: float = 0.0
+    paused: bool = False
     kind: str = field(default="table_update", init=False)
 
     def __post_init__(self) -> None:
@@ -44,6 +46,7 @@ class TableUpdate:
 class ModelEvent:
     model: str
     events: tuple[str, ...] = ("model_version.registered", "model_alias.changed")
+    paused: bool = False
     kind: str = field(default="model_event", init=False)
 
     def __post_init__(self) -> None:
@@ -59,6 +62,7 @@ class ModelEvent:
 class JobCompletion:
     job: str
     states: tuple[str, ...] = ("succeeded",)
+    paused: bool = False
     kind: str = field(default="job_completion", init=False)
 
     def __post_init__(self) -> None:

@@ -125,6 +125,28 @@ class ModelRegistry:
                         {"name": full, "version": version, "run_id": run_id, "source": source})
         return stored
 
+    def create_model(self, name: str, description: str = "", tags: dict[str, str] | None = None) -> bool:
+        """Register the name ``name`` before any version exists (idempotent); True when it was created."""
+        full = self._authorize(name, Permission.WRITE, "model.create")
+        now = utcnow()
+        with self._ctx.store.transaction() as tx:
+            if tx.registry.find_model(full) is not None:
+                return False
+            tx.registry.add_model(RegisteredModelInfo(full, self._actor.principal, _comment(description),
+                                                      {str(k): str(v) for k, v in (tags or {}).items()},
+                                                      self._actor.principal, now, now))
+            record(tx, self._actor, "model.create", f"model:{full}")
+        self._engine.ensure_registered_model(full, description)
+        return True
+
+    def delete_model(self, name: str) -> None:
+        """Remove a registered model that has no versions; Conflict when it has some (they are kept)."""
+        full = self._authorize(name, Permission.WRITE, "model.delete")
+        with self._ctx.store.transaction() as tx:
+            tx.registry.delete_model(full)
+            record(tx, self._actor, "model.delete", f"model:{full}")
+        self._engine.delete_registered_model(full)
+
     def get_model(self, name: str) -> RegisteredModelInfo:
         full = self._authorize(name, Permission.READ, "model.read")
         with self._ctx.store.transaction() as tx:

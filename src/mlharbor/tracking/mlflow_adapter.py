@@ -180,6 +180,42 @@ class MlflowAdapter:
                 return str(found.experiment_id)
             raise _translate(exc, f"experiment {name}") from exc
 
+    def ensure_experiment(self, name: str, tags: dict[str, str]) -> tuple[str, bool]:
+        """Create experiment ``name`` (or restore it when deleted) and set ``tags``; (id, created)."""
+        found = self.client.get_experiment_by_name(name)
+        created = found is None
+        if found is not None and found.lifecycle_stage == "deleted":
+            self.client.restore_experiment(found.experiment_id)
+            created = True
+        experiment_id = self.experiment_id(name)
+        for key, value in tags.items():
+            self.client.set_experiment_tag(experiment_id, key, value)
+        return experiment_id, created
+
+    def experiment_tags(self, name: str) -> dict[str, str] | None:
+        """The tags of an active experiment ``name``; None when there is none."""
+        found = self.client.get_experiment_by_name(name)
+        if found is None or found.lifecycle_stage == "deleted":
+            return None
+        return dict(found.tags)
+
+    def delete_experiment(self, name: str) -> bool:
+        """Delete experiment ``name`` (MLflow keeps it restorable); False when there was none."""
+        found = self.client.get_experiment_by_name(name)
+        if found is None or found.lifecycle_stage == "deleted":
+            return False
+        self.client.delete_experiment(found.experiment_id)
+        return True
+
+    def delete_registered_model(self, name: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.delete_registered_model(name)
+        except MlflowException as exc:
+            if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(exc, "error_code", "")):
+                raise _translate(exc, f"registered model {name}") from exc
+
     def create_run(self, experiment: str, run_name: str | None, tags: dict[str, str]) -> RunRecord:
         try:
             run = self.client.create_run(self.experiment_id(experiment), run_name=run_name, tags=tags)

@@ -254,3 +254,27 @@ class TrackingService:
     def experiments(self) -> builtins.list[str]:
         self._authorize(Permission.READ, "run.read", "experiments")
         return self.adapter.experiments()
+
+    def create_experiment(self, name: str, tags: dict[str, str] | None = None) -> bool:
+        """Create experiment ``name`` (restoring a deleted one) with ``tags``; True when it was created."""
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidArgument("an experiment needs a name")
+        self._authorize(Permission.WRITE, "experiment.create", f"experiment:{name}")
+        _, created = self.adapter.ensure_experiment(name, {str(k): str(v) for k, v in (tags or {}).items()})
+        with self._ctx.store.transaction() as tx:
+            record(tx, self._actor, "experiment.create" if created else "experiment.update", f"experiment:{name}")
+        return created
+
+    def experiment_tags(self, name: str) -> dict[str, str] | None:
+        """Tags of experiment ``name``, or None when it does not exist."""
+        self._authorize(Permission.READ, "run.read", f"experiment:{name}")
+        return self.adapter.experiment_tags(name)
+
+    def delete_experiment(self, name: str) -> bool:
+        """Delete experiment ``name`` with its runs (restorable by creating it again); False if absent."""
+        self._authorize(Permission.WRITE, "experiment.delete", f"experiment:{name}")
+        deleted = self.adapter.delete_experiment(name)
+        if deleted:
+            with self._ctx.store.transaction() as tx:
+                record(tx, self._actor, "experiment.delete", f"experiment:{name}")
+        return deleted

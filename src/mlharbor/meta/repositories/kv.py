@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mlharbor.meta.models import KeyValueRow
@@ -25,6 +25,10 @@ class KeyValueRepository:
         stmt = conflict_insert(self._session, KeyValueRow).values(key=key, value=value)
         stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": stmt.excluded.value})
         execute_core(self._session, stmt)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (nothing happens when it has no value)."""
+        self._session.execute(delete(KeyValueRow).where(KeyValueRow.key == key))
 
     def set_if_absent(self, key: str, value: str) -> bool:
         """Store ``value`` only if ``key`` has no value; True if this call stored it.

@@ -98,6 +98,14 @@ class RegistryRepository:
         row = self._session.get(RegisteredModelRow, _model_name(name))
         return None if row is None else _model(row)
 
+    def delete_model(self, name: str) -> None:
+        """Remove a registered model that has no versions (Conflict otherwise)."""
+        row = self._model_row(name, lock=True)
+        if self.versions(row.name):
+            raise Conflict(f"registered model {row.name} has versions; it is kept")
+        self._session.delete(row)
+        self._session.flush()
+
     def lock_model(self, name: str) -> RegisteredModelInfo:
         """The model, locked until the transaction ends (``SELECT … FOR UPDATE`` on PostgreSQL;
         SQLite serialises writers anyway): stage changes of one model happen one at a time."""
