@@ -92,6 +92,11 @@ def serve(
     log_level: Annotated[LogLevel, typer.Option(help="uvicorn log level.")] = LogLevel.INFO,
     target: Annotated[str | None, typer.Option(
         "--target", "-t", help="Target to serve (same as the global --target).")] = None,
+    scheduler: Annotated[bool, typer.Option(
+        "--scheduler/--no-scheduler", help="Fire job schedules and triggers from this process (each tick fires "
+        "once even with other schedulers running).")] = True,
+    executor: Annotated[str, typer.Option(help="Where scheduled task attempts run: subprocess, in_process.")]
+    = "subprocess",
 ) -> None:
     """Run the control-plane API of this project (REST + token auth) until interrupted.
 
@@ -125,6 +130,13 @@ def serve(
         dispatcher = threading.Thread(target=services.dispatcher().run_forever, args=(stop,), daemon=True,
                                       name="mlharbor-events")
         dispatcher.start()
+        if scheduler:
+            from mlharbor.core.actors import Actor
+
+            # runs act as each job's run_as principal (set to the deployer for jobs deployed through the server)
+            sched = services.jobs(Actor.local_admin("mlharbor-scheduler")).scheduler(executor)
+            threading.Thread(target=sched.run_forever, args=(stop,), daemon=True, name="mlharbor-scheduler").start()
+            print_info(f"scheduler {sched.identity} firing job schedules and triggers")
         uvicorn.run(create_app(services=services), host=bind_host, port=bind_port, log_level=log_level.value)
     finally:
         stop.set()

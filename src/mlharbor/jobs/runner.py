@@ -159,6 +159,8 @@ class JobRunner:
         self._target_name = target_name
         self._principal = principal
         self._table_versions = table_versions
+        self._threads: list[threading.Thread] = []
+        self._threads_lock = threading.Lock()
 
     # --- entry points --------------------------------------------------------------------------
 
@@ -173,8 +175,20 @@ class JobRunner:
     def submit(self, job: Job, parameters: dict[str, Any] | None = None, trigger: str = "manual") -> JobRunInfo:
         """Record a run and drive it on a background thread; returns the run as recorded (running)."""
         state = self._create(job, parameters, trigger)
-        threading.Thread(target=self._loop, args=(state,), daemon=True, name=f"mlharbor-run-{state.run.id}").start()
+        thread = threading.Thread(target=self._loop, args=(state,), daemon=True, name=f"mlharbor-run-{state.run.id}")
+        with self._threads_lock:
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
         return state.run
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the runs started by ``submit`` to finish; False if some still run at ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._threads_lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)
 
     def _create(self, job: Job, parameters: dict[str, Any] | None, trigger: str) -> _RunState:
         unknown = set(parameters or {}) - set(job.parameters)

@@ -44,8 +44,10 @@ class Scheduler:
     """Fires due schedule ticks; ``start_run`` starts a run and returns its id without waiting."""
 
     def __init__(self, store: MetadataStore, start_run: StartRun, identity: str | None = None,
-                 claim_timeout_s: float = CLAIM_TIMEOUT_S, table_state: TableState | None = None) -> None:
+                 claim_timeout_s: float = CLAIM_TIMEOUT_S, table_state: TableState | None = None,
+                 wait_runs: Callable[[float | None], bool] | None = None) -> None:
         self._store = store
+        self._wait_runs = wait_runs
         self._start_run = start_run
         self._table_state = table_state
         self.identity = identity or runner_identity()
@@ -165,6 +167,10 @@ class Scheduler:
                 self._start(job, key)
                 adopted.append((job_name, key))
         return adopted
+
+    def wait_for_runs(self, timeout: float | None = None) -> bool:
+        """Wait until the runs this scheduler started have finished (False if some still run at ``timeout``)."""
+        return True if self._wait_runs is None else self._wait_runs(timeout)
 
     def run_forever(self, stop: threading.Event, interval: float = 1.0) -> None:
         """Tick until ``stop`` is set (errors are logged, never fatal)."""

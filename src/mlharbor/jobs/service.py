@@ -155,7 +155,7 @@ class JobService:
         def start(job: Job, fire_key: str) -> str:
             return runner.submit(job, None, trigger=fire_key).id
 
-        return Scheduler(self._ctx.store, start, table_state=self._table_state)
+        return Scheduler(self._ctx.store, start, table_state=self._table_state, wait_runs=runner.wait)
 
     def _table_state(self, names: builtins.list[str]) -> dict[str, tuple[int, Any]]:
         """Latest version and commit time of each table (read as this service's principal)."""
