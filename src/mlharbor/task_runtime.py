@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from mlharbor.core.recording import recording
 from mlharbor.errors import InvalidArgument, MlharborError, UserCodeError
 from mlharbor.jobs.context import TaskContext, current, run_local, task_context
 from mlharbor.workspace import Workspace
@@ -76,16 +77,18 @@ def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text())
     result_file = Path(spec["result_file"])
     sys.path.insert(0, spec.get("cwd") or os.getcwd())
-    try:
-        values = run_invocation(spec.get("kind", "python"), spec["target"], spec["parameters"], spec.get("cwd"),
-                                spec.get("target_name"), spec.get("principal"))
-        out: dict[str, Any] = {"ok": True, "values": values}
-    except UserCodeError as exc:
-        out = {"ok": False, "error": f"{exc.message}\n{exc.original_traceback}"}
-    except MlharborError as exc:
-        out = {"ok": False, "error": exc.message}
-    except BaseException:
-        out = {"ok": False, "error": traceback.format_exc()}
+    with recording(process_wide=True) as io:
+        try:
+            values = run_invocation(spec.get("kind", "python"), spec["target"], spec["parameters"], spec.get("cwd"),
+                                    spec.get("target_name"), spec.get("principal"))
+            out: dict[str, Any] = {"ok": True, "values": values}
+        except UserCodeError as exc:
+            out = {"ok": False, "error": f"{exc.message}\n{exc.original_traceback}"}
+        except MlharborError as exc:
+            out = {"ok": False, "error": exc.message}
+        except BaseException:
+            out = {"ok": False, "error": traceback.format_exc()}
+    out["io"] = io.to_dict()
     sys.stdout.flush()
     sys.stderr.flush()
     partial = result_file.with_suffix(".partial")

@@ -47,7 +47,7 @@ from mlharbor.meta.models import VERSION_TABLE, Base
 from mlharbor.meta.store import alembic_config
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
-HEAD = "0005"  # the newest migration
+HEAD = "0006"  # the newest migration
 
 
 @pytest.fixture

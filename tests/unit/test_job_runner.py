@@ -257,3 +257,52 @@ def test_runs_announce_start_and_end_in_the_outbox(runner: JobRunner, store: Met
         events = [(e.kind, e.payload["run_id"]) for e in tx.outbox.after(0, limit=100)]
     assert events == [("job_run.started", ok.id), ("job_run.succeeded", ok.id),
                       ("job_run.started", bad.id), ("job_run.failed", bad.id)]
+
+
+IO_TASKS = '''
+from mlharbor.task_runtime import open_workspace
+
+
+def copy_and_track():
+    with open_workspace() as ws:
+        rows = ws.tables.read("dev.raw.src")
+        ws.tables.write("dev.out.copy", rows)
+        with ws.tracking.start_run("io-exp") as run:
+            run.log_metric("rows", rows.num_rows)
+    return {"run": run.run_id}
+'''
+
+
+def test_tasks_record_tables_and_mlflow_runs_as_lineage(runner: JobRunner, store: MetadataStore,
+                                                        project: Path) -> None:
+    import pyarrow as pa
+
+    from mlharbor.core.entities import LineageNode
+    from mlharbor.workspace import Workspace
+
+    (project / "io_tasks.py").write_text(IO_TASKS)
+    sys.modules.pop("io_tasks", None)
+    with Workspace.open(project) as ws:
+        ws.tables.write("dev.raw.src", pa.table({"id": [1, 2]}))
+        src = ws.tables.write("dev.raw.src", pa.table({"id": [3]})).version
+    job = Job("io", [Task("copy", TaskKind.PYTHON, "io_tasks:copy_and_track"),
+                     Task("count", TaskKind.SQL, "SELECT count(*) AS n FROM dev.out.copy",
+                          depends_on=(Dependency("copy"),))])
+    run = runner.run(job)
+    tasks = {t.task_key: t for t in runner.task_runs(run.id)}
+    assert run.state == JobRunState.SUCCEEDED, {k: t.error for k, t in tasks.items()}
+    mlflow_run = tasks["copy"].values["run"]
+    with Workspace.open(project) as ws:
+        copy = ws.tables.history("dev.out.copy", 1)[0].version
+    assert tasks["copy"].io == {"read": {"dev.raw.src": src}, "written": {"dev.out.copy": copy},
+                                "mlflow_runs": [mlflow_run]}
+    assert tasks["count"].io == {"read": {"dev.out.copy": copy}, "written": {}, "mlflow_runs": []}
+    node = LineageNode("job_task", "io.copy", run.id)
+    with store.transaction() as tx:
+        into = {(str(e.source), e.relation) for e in tx.lineage.upstream(node, 1)}
+        out = {(str(e.target), e.relation) for e in tx.lineage.downstream(node, 1)}
+        copied = LineageNode("table", "dev.out.copy", str(copy))
+        read_by_count = {str(e.target) for e in tx.lineage.downstream(copied, 1)}
+    assert into == {(f"table:dev.raw.src@{src}", "read_by_task")}
+    assert out == {(f"table:dev.out.copy@{copy}", "written_by_task"), (f"run:{mlflow_run}", "created_by_task")}
+    assert f"job_task:io.count@{run.id}" in read_by_count

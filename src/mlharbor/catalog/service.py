@@ -30,6 +30,7 @@ from mlharbor.core.entities import Environment, LineageEdge, TableInfo
 from mlharbor.core.ids import new_id
 from mlharbor.core.names import ObjectName, parse_name
 from mlharbor.core.paths import confined_path, join_uri
+from mlharbor.core.recording import note_read, note_write
 from mlharbor.errors import AlreadyExists, InvalidArgument, NotFound
 from mlharbor.lineage.service import LineageService, table_node
 
@@ -254,6 +255,7 @@ class TableService(TableBackend):
                     details["sources"] = {n.name: n.version for n in source_nodes}
                 record(tx, self._actor, f"table.{mode}", f"table:{obj}", details)
                 LineageService.record(tx, self._actor, source_nodes, table_node(str(obj), result.version))
+            note_write(str(obj), result.version)
         return result
 
     def _snapshot(
@@ -264,7 +266,9 @@ class TableService(TableBackend):
             raise InvalidArgument("pass either version or timestamp, not both")
         if version is not None and version < 0:
             raise InvalidArgument("version must be >= 0")
-        return self._ctx.table_store(obj.catalog).snapshot(info.location, version, timestamp)
+        dataset, v = self._ctx.table_store(obj.catalog).snapshot(info.location, version, timestamp)
+        note_read(str(obj), v)
+        return dataset, v
 
     def read(
         self,
@@ -373,7 +377,9 @@ class TableService(TableBackend):
 
         def resolve(full_name: str) -> tuple[Any, int]:
             obj, info = self._readable(full_name, "table.sql")
-            return self._ctx.table_store(obj.catalog).snapshot(info.location)
+            dataset, version = self._ctx.table_store(obj.catalog).snapshot(info.location)
+            note_read(str(obj), version)
+            return dataset, version
 
         with _missing_files_are_not_found():
             return SqlEngine(resolve, timeout_s=SQL_TIMEOUT_S).query(query, params).table

@@ -34,8 +34,17 @@ def _parse_params(items: list[str] | None) -> dict[str, Any]:
 def _show_tasks(ws: Any, run_id: str) -> None:
     tasks = ws.jobs.task_runs(run_id)
     print_records([{"task": t.task_key, "state": t.state, "attempts": t.attempts,
-                    "values": json.dumps(t.values) if t.values else "", "error": t.error.strip().splitlines()[-1]
-                    if t.error.strip() else ""} for t in tasks], ["task", "state", "attempts", "values", "error"])
+                    "values": json.dumps(t.values) if t.values else "", "tables": _io_summary(t.io),
+                    "error": t.error.strip().splitlines()[-1] if t.error.strip() else ""} for t in tasks],
+                  ["task", "state", "attempts", "values", "tables", "error"])
+
+
+def _io_summary(io: dict[str, Any]) -> str:
+    """``read a@3, wrote b@4, 1 MLflow run`` (what the task touched, as recorded)."""
+    parts = [f"read {', '.join(f'{t}@{v}' for t, v in io.get('read', {}).items())}" if io.get("read") else "",
+             f"wrote {', '.join(f'{t}@{v}' for t, v in io.get('written', {}).items())}" if io.get("written") else "",
+             f"{len(io['mlflow_runs'])} MLflow run(s)" if io.get("mlflow_runs") else ""]
+    return "; ".join(p for p in parts if p)
 
 
 @app.command("ls")

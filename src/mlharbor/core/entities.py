@@ -329,3 +329,4 @@ class TaskRunInfo:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     cached_from: str | None = None  # the run whose cached result this task reused
+    io: dict[str, Any] = field(default_factory=dict)  # {"read"|"written": {table: version}, "mlflow_runs": [ids]}

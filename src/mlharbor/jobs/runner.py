@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from mlharbor.core.clock import utcnow
 from mlharbor.core.entities import JobRunInfo, TaskRunInfo
 from mlharbor.core.ids import new_id
+from mlharbor.core.recording import merge_io
 from mlharbor.errors import Conflict, InvalidArgument, MlharborError
 from mlharbor.jobs.cache import cache_key
 from mlharbor.jobs.definitions import Job, Task, TaskKind
@@ -57,6 +58,7 @@ class _RunState:
     running: dict[str, _Running] = field(default_factory=dict)
     force: bool = False  # ignore cached results (and refresh them)
     cache_keys: dict[str, str] = field(default_factory=dict)
+    io: dict[str, dict[str, Any]] = field(default_factory=dict)  # per task: what its attempts read and wrote
 
 
 HEARTBEAT_S = 5.0  # how often a runner says it is alive
@@ -109,6 +111,8 @@ def recover_lost_runs(store: MetadataStore, lost_after_s: float = LOST_AFTER_S) 
             lost.append(run.id)
     return lost
 
+
+TASK_READ, TASK_WROTE, TASK_CREATED_RUN = "read_by_task", "written_by_task", "created_by_task"  # lineage relations
 
 RUN_STARTED = "job_run.started"
 # Outbox events of runs (webhooks subscribe to them like registry events): started, then one of these.
@@ -416,6 +420,7 @@ class JobRunner:
             del st.running[key]
             t = st.job.task(key)
             retry = result.state in (TaskState.FAILED, TaskState.TIMED_OUT) and running.attempt <= t.max_retries
+            st.io[key] = merge_io(st.io.get(key), result.io)
             if retry:
                 delay = t.min_retry_interval_s * (t.retry_backoff ** (running.attempt - 1))
                 st.not_before[key] = time.monotonic() + delay
@@ -443,8 +448,28 @@ class JobRunner:
             fields["values"] = values
         if log_paths:
             fields["log_paths"] = list(log_paths)
+        io = st.io.pop(key, None)
+        if io is not None:
+            fields["io"] = io
         with self._store.transaction() as tx:
             tx.jobs.update_task(st.run.id, key, **fields)
+            if io is not None:
+                self._record_lineage(tx, st, key, io)
+
+    def _record_lineage(self, tx: Any, st: _RunState, key: str, io: dict[str, Any]) -> None:
+        """Edges table@v → task (read) and task → table@v / MLflow run (written, created), the task
+        being ``job_task:<job>.<task>@<run id>``."""
+        from mlharbor.core.actors import Actor
+        from mlharbor.core.entities import LineageNode
+        from mlharbor.lineage.service import LineageService, table_node
+
+        actor = Actor(self._actor)
+        node = LineageNode("job_task", f"{st.job.name}.{key}", st.run.id)
+        LineageService.record(tx, actor, [table_node(t, v) for t, v in io.get("read", {}).items()], node, TASK_READ)
+        for table, version in io.get("written", {}).items():
+            LineageService.record(tx, actor, [node], table_node(table, version), TASK_WROTE)
+        for run_id in io.get("mlflow_runs", []):
+            LineageService.record(tx, actor, [node], LineageNode("run", run_id), TASK_CREATED_RUN)
 
     def _abort(self, st: _RunState, state: JobRunState, message: str) -> JobRunInfo:
         for key, running in list(st.running.items()):
@@ -542,12 +567,13 @@ class _ForEachHandle(AttemptHandle):
             return None
         failed = [i for i, r in sorted(self._done.items()) if r.state is not TaskState.SUCCEEDED]
         values = {"iterations": len(self._inputs), "values": [self._done[i].values for i in range(len(self._inputs))]}
+        io = merge_io(*(r.io for r in self._done.values()))
         if failed:
             first = self._done[failed[0]]
             self._result = AttemptResult(TaskState.FAILED, values, f"{len(failed)} of {len(self._inputs)} iterations "
-                                         f"failed; input {self._inputs[failed[0]]!r}: {first.error}")
+                                         f"failed; input {self._inputs[failed[0]]!r}: {first.error}", io=io)
         else:
-            self._result = AttemptResult(TaskState.SUCCEEDED, values)
+            self._result = AttemptResult(TaskState.SUCCEEDED, values, io=io)
         return self._result
 
     def cancel(self) -> None:

@@ -460,6 +460,7 @@ class TaskRunRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     cached_from: Mapped[str | None] = mapped_column(String)  # the run whose result was reused
+    io: Mapped[dict[str, Any] | None] = mapped_column(json_type(), nullable=True)  # tables read/written, MLflow runs
 
 
 class TriggerFireRow(Base):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mlharbor.auth.audit import record
 from mlharbor.auth.policy import Permission
 from mlharbor.core.entities import LineageNode
+from mlharbor.core.recording import note_run
 from mlharbor.errors import InvalidArgument
 from mlharbor.lineage.service import LineageService, table_node
 from mlharbor.tracking.environment import run_environment_tags
@@ -228,6 +229,7 @@ class TrackingService:
                     "mlharbor.principal": self._actor.principal, "mlflow.user": self._actor.principal,
                     **{k: str(v) for k, v in (tags or {}).items()}}
         created = self.adapter.create_run(experiment, run_name, all_tags)
+        note_run(created.run_id)
         with self._ctx.store.transaction() as tx:
             record(tx, self._actor, "run.start", f"run:{created.run_id}", {"experiment": experiment})
         return ActiveRun(self, created)

@@ -34,6 +34,7 @@ class AttemptResult:
     values: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     log_paths: tuple[str, ...] = ()
+    io: dict[str, Any] = field(default_factory=dict)  # what the attempt read and wrote (core.recording.TaskIO)
 
 
 class AttemptHandle(ABC):

@@ -11,8 +11,10 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from mlharbor.core.recording import recording
 from mlharbor.errors import MlharborError, UserCodeError
 from mlharbor.jobs.context import run_local
 from mlharbor.jobs.executors.base import AttemptHandle, AttemptResult, Executor, Invocation
@@ -36,16 +38,18 @@ class _ThreadHandle(AttemptHandle):
         work_dir = str(self._inv.work_dir) if self._inv.work_dir is not None else None
         if work_dir is not None and work_dir not in sys.path:
             sys.path.insert(0, work_dir)  # the project's modules are importable, as in a subprocess
-        try:
-            inv = self._inv
-            values = self._invoke(inv.kind, inv.target, inv.parameters, work_dir, inv.target_name, inv.principal)
-            result = AttemptResult(TaskState.SUCCEEDED, values)
-        except UserCodeError as exc:
-            result = AttemptResult(TaskState.FAILED, error=f"{exc.message}\n{exc.original_traceback}")
-        except MlharborError as exc:
-            result = AttemptResult(TaskState.FAILED, error=exc.message)
-        except BaseException:
-            result = AttemptResult(TaskState.FAILED, error=traceback.format_exc())
+        with recording() as io:
+            try:
+                inv = self._inv
+                values = self._invoke(inv.kind, inv.target, inv.parameters, work_dir, inv.target_name, inv.principal)
+                result = AttemptResult(TaskState.SUCCEEDED, values)
+            except UserCodeError as exc:
+                result = AttemptResult(TaskState.FAILED, error=f"{exc.message}\n{exc.original_traceback}")
+            except MlharborError as exc:
+                result = AttemptResult(TaskState.FAILED, error=exc.message)
+            except BaseException:
+                result = AttemptResult(TaskState.FAILED, error=traceback.format_exc())
+        result = replace(result, io=io.to_dict())
         if self._result is None:
             self._result = result
 

@@ -64,10 +64,13 @@ class _ProcessHandle(AttemptHandle):
             self._result = AttemptResult(TaskState.FAILED, error=f"the task process exited with {code} without a "
                                          f"result{': ' + tail if tail else ''}", log_paths=self._logs())
             return self._result
+        io = dict(out.get("io") or {})
         if out.get("ok"):
-            self._result = AttemptResult(TaskState.SUCCEEDED, dict(out.get("values") or {}), log_paths=self._logs())
+            self._result = AttemptResult(TaskState.SUCCEEDED, dict(out.get("values") or {}), log_paths=self._logs(),
+                                         io=io)
         else:
-            self._result = AttemptResult(TaskState.FAILED, error=str(out.get("error", "")), log_paths=self._logs())
+            self._result = AttemptResult(TaskState.FAILED, error=str(out.get("error", "")), log_paths=self._logs(),
+                                         io=io)
         return self._result
 
     def cancel(self) -> None:

@@ -28,7 +28,8 @@ def _run(row: JobRunRow) -> JobRunInfo:
 
 def _task(row: TaskRunRow) -> TaskRunInfo:
     return TaskRunInfo(row.run_id, row.task_key, row.state, row.attempts, dict(row.task_values), row.error,
-                       tuple(row.log_paths), _t(row.started_at), _t(row.ended_at), row.cached_from)
+                       tuple(row.log_paths), _t(row.started_at), _t(row.ended_at), row.cached_from,
+                       dict(row.io or {}))
 
 
 class JobRepository:
