@@ -14,7 +14,15 @@ import pytest
 from mlharbor.core.clock import utcnow
 from mlharbor.errors import InvalidArgument
 from mlharbor.jobs import Job, Task, TaskKind
-from mlharbor.jobs.triggers import JobCompletion, ModelEvent, TableUpdate, trigger_from_dict, trigger_to_dict
+from mlharbor.jobs.triggers import (
+    MONITOR_ALERT_EVENT,
+    JobCompletion,
+    ModelEvent,
+    MonitorAlert,
+    TableUpdate,
+    trigger_from_dict,
+    trigger_to_dict,
+)
 from mlharbor.workspace import Workspace
 
 
@@ -75,6 +83,28 @@ def test_model_events_fire_once_each(ws: Workspace) -> None:
     assert len(fired) == 1 and fired[0][0] == "retrain"
     assert ws.jobs.scheduler("in_process").tick() == []  # a second scheduler: nothing more
     wait_runs(ws, "retrain", 1)
+
+
+def test_monitor_alerts_fire_once_per_alert_of_the_wanted_severity(ws: Workspace) -> None:
+    ws.jobs.deploy(job("retrain_on_drift", MonitorAlert("fares_drift", ("critical",))))
+    sched = ws.jobs.scheduler("in_process")
+    assert sched.tick() == []  # the first look is the baseline
+    with ws.services.store.transaction() as tx:
+        tx.outbox.append(MONITOR_ALERT_EVENT, "monitor:fares_drift", "monitor", {"severity": "warning"})
+        tx.outbox.append(MONITOR_ALERT_EVENT, "monitor:other", "monitor", {"severity": "critical"})
+        tx.outbox.append(MONITOR_ALERT_EVENT, "monitor:fares_drift", "monitor", {"severity": "critical"})
+    fired = sched.tick()
+    assert [j for j, _ in fired] == ["retrain_on_drift"]
+    assert ws.jobs.scheduler("in_process").tick() == []
+    wait_runs(ws, "retrain_on_drift", 1)
+    paused = MonitorAlert("fares_drift", paused=True)
+    ws.jobs.deploy(job("paused_retrain", paused))
+    with ws.services.store.transaction() as tx:
+        tx.outbox.append(MONITOR_ALERT_EVENT, "monitor:fares_drift", "monitor", {"severity": "critical"})
+    assert [j for j, _ in sched.tick()] == ["retrain_on_drift"]  # a paused trigger does not fire
+    assert trigger_from_dict(trigger_to_dict(paused)) == paused
+    with pytest.raises(InvalidArgument, match="severities"):
+        MonitorAlert("m", ("fatal",))
 
 
 def test_job_completion(ws: Workspace) -> None:

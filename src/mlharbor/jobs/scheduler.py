@@ -20,12 +20,12 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlharbor.core.clock import utcnow
 from mlharbor.jobs.definitions import Job
 from mlharbor.jobs.runner import recover_lost_runs, runner_identity
-from mlharbor.jobs.triggers import JobCompletion, ModelEvent, TableUpdate, Trigger
+from mlharbor.jobs.triggers import MONITOR_ALERT_EVENT, JobCompletion, ModelEvent, MonitorAlert, TableUpdate, Trigger
 
 if TYPE_CHECKING:
     from mlharbor.meta import MetadataStore
@@ -102,7 +102,15 @@ class Scheduler:
         if isinstance(trigger, TableUpdate):
             return self._table_update(job, trigger, keys, now)
         if isinstance(trigger, ModelEvent):
-            return self._model_event(job, trigger, keys, now)
+            model = trigger.model
+            return self._outbox_events(job, trigger.kind, list(trigger.events), keys, now,
+                                       lambda e: e.resource == f"model:{model}" or
+                                       e.resource.startswith(f"model:{model}@"))
+        if isinstance(trigger, MonitorAlert):
+            monitor, severities = trigger.monitor, trigger.severities
+            return self._outbox_events(job, trigger.kind, [MONITOR_ALERT_EVENT], keys, now,
+                                       lambda e: e.resource == f"monitor:{monitor}" and
+                                       str(e.payload.get("severity", "warning")) in severities)
         return self._job_completion(job, trigger, now)
 
     def _table_update(self, job: Job, trigger: TableUpdate, keys: list[str], now: datetime) -> list[tuple[str, str]]:
@@ -123,20 +131,22 @@ class Scheduler:
             return []  # writes are still arriving
         return self._claim_and_start(job, key, trigger.kind, now)
 
-    def _model_event(self, job: Job, trigger: ModelEvent, keys: list[str], now: datetime) -> list[tuple[str, str]]:
+    def _outbox_events(self, job: Job, kind: str, event_kinds: list[str], keys: list[str], now: datetime,
+                       matches: Callable[[Any], bool]) -> list[tuple[str, str]]:
+        """Fire once per outbox event of ``event_kinds`` that ``matches``, after the first look."""
         with self._store.transaction() as tx:
             if not keys:
                 latest = tx.outbox.after(0, limit=1, newest=True)
                 start = latest[0].id if latest else 0
             else:
                 start = max(int(k.removeprefix("event:")) for k in keys)
-            new = tx.outbox.after(start, limit=500, kinds=list(trigger.events))
+            new = tx.outbox.after(start, limit=500, kinds=event_kinds)
         if not keys:
-            self._baseline(job, f"event:{start}", trigger.kind, now)
+            self._baseline(job, f"event:{start}", kind, now)
         started: list[tuple[str, str]] = []
         for event in new:
-            if event.resource == f"model:{trigger.model}" or event.resource.startswith(f"model:{trigger.model}@"):
-                started += self._claim_and_start(job, f"event:{event.id}", trigger.kind, event.time)
+            if matches(event):
+                started += self._claim_and_start(job, f"event:{event.id}", kind, event.time)
         return started
 
     def _job_completion(self, job: Job, trigger: JobCompletion, now: datetime) -> list[tuple[str, str]]:

@@ -7,6 +7,9 @@
   matching registry event in the outbox (after the job was deployed).
 * ``JobCompletion(job, states=("succeeded",))`` — fires once per finished run of another job whose
   result is in ``states``.
+* ``MonitorAlert(monitor, severities=("warning", "critical"))`` — fires once per alert a monitor raised
+  (``monitor.alert`` events in the outbox, resource ``monitor:<name>``, payload ``severity``): drift
+  or quality alerts start retraining.
 
 A trigger with ``paused=True`` does not fire (bundles' development targets pause every trigger).
 Each firing is claimed like a schedule tick (:mod:`mlharbor.jobs.scheduler`): exactly once.
@@ -72,9 +75,29 @@ class JobCompletion:
             raise InvalidArgument(f"job_completion states are among {sorted(valid)}")
 
 
-Trigger = TableUpdate | ModelEvent | JobCompletion
-_KINDS: dict[str, type[TableUpdate] | type[ModelEvent] | type[JobCompletion]] = {
-    "table_update": TableUpdate, "model_event": ModelEvent, "job_completion": JobCompletion}
+MONITOR_ALERT_EVENT = "monitor.alert"  # what monitors append to the outbox, resource "monitor:<name>"
+SEVERITIES = ("warning", "critical")
+
+
+@dataclass(frozen=True)
+class MonitorAlert:
+    monitor: str
+    severities: tuple[str, ...] = SEVERITIES
+    paused: bool = False
+    kind: str = field(default="monitor_alert", init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severities", tuple(self.severities))
+        if not isinstance(self.monitor, str) or not self.monitor.strip():
+            raise InvalidArgument("a monitor_alert trigger names a monitor")
+        if not self.severities or not set(self.severities) <= set(SEVERITIES):
+            raise InvalidArgument(f"monitor alert severities are among {', '.join(SEVERITIES)}")
+
+
+Trigger = TableUpdate | ModelEvent | JobCompletion | MonitorAlert
+_KINDS: dict[str, type[TableUpdate] | type[ModelEvent] | type[JobCompletion] | type[MonitorAlert]] = {
+    "table_update": TableUpdate, "model_event": ModelEvent, "job_completion": JobCompletion,
+    "monitor_alert": MonitorAlert}
 
 
 def trigger_to_dict(trigger: Trigger) -> dict[str, Any]:
