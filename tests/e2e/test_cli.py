@@ -273,32 +273,51 @@ def test_whoami_local(project: Path) -> None:
 # --- quickstart -------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(1800)  # three quickstarts, each with its scheduled pipeline in subprocesses
 def test_quickstart_and_fresh(project: Path) -> None:
-    ok("quickstart", "--rows", "3000", "--seed", "5")
+    first = ok("quickstart", "--rows", "3000", "--seed", "5")
     names = {t["name"] for t in json.loads(ok("tables", "ls", "--json").stdout)}
     assert {"dev.raw.trips", "dev.raw.zones", "dev.raw.drivers"} <= names
     with Workspace.open(project) as ws:
-        versions = {n: ws.tables.describe(n).version for n in ("dev.raw.trips", "dev.raw.zones", "dev.raw.drivers")}
+        versions = {n: ws.tables.describe(n).version for n in ("dev.raw.zones", "dev.raw.drivers")}
     versions_json = json.loads(ok("models", "versions", "dev.ml.generous_tip", "--json").stdout)
-    assert [(v["version"], v["stage"], v["created_by"]) for v in versions_json] == [(1, "Production", "qs_scientist")]
+    # stage 3 promoted v1; stage 4's training job trained v2 on the new day and promoted it only if blessed
+    assert [(v["version"], v["created_by"]) for v in versions_json] == [(1, "qs_scientist"), (2, "qs_scientist")]
+    assert [v["stage"] for v in versions_json] in (["Production", "None"], ["Archived", "Production"])
     report = json.loads(ok("models", "checks", "dev.ml.generous_tip", "champion", "--json").stdout)
     assert report["passed"] is True and {r["name"] for r in report["results"]} >= {"loads_and_predicts",
                                                                                    "evaluation_blessed"}
     history = json.loads(ok("models", "history", "dev.ml.generous_tip", "--json").stdout)
-    assert [(h["to_stage"], h["actor"]) for h in history] == [("Production", "qs_engineer")]
+    assert [(h["to_stage"], h["actor"]) for h in history][0] == ("Production", "qs_engineer")
+    # stage 4: the bundle deployed, a day of trips landed, the scheduler ran features then training
+    assert "deployed bundle quickstart to dev" in first.stdout and (project / "mlharbor.yml").is_file()
+    assert "scheduler fired features (tables)" in first.stdout and "scheduler fired training (job_run)" in first.stdout
+    runs = {r["job_name"]: r for r in json.loads(ok("jobs", "runs", "--json").stdout)}
+    assert runs["features"]["state"] == "succeeded" and runs["training"]["state"] == "succeeded"
+    training = {t["task_key"]: t for t in json.loads(ok("jobs", "show", runs["training"]["id"], "--json").stdout)["tasks"]}
+    assert training["train"]["values"]["version"] == 2
+    assert training["blessed"]["values"]["outcome"] == str(training["evaluate"]["values"]["blessed"]).lower()
+    assert training["promote"]["state"] == ("succeeded" if training["evaluate"]["values"]["blessed"] else "excluded")
+    features = json.loads(ok("jobs", "show", runs["features"]["id"], "--json").stdout)["tasks"][0]
+    assert {"dev.features.driver_daily", "dev.training.generous_tip"} <= set(features["io"]["written"])
+    assert "dev.raw.trips" in features["io"]["read"]
+
     again = ok("quickstart", "--rows", "3000", "--seed", "5")  # idempotent: every write carries a txn id
     assert again.stdout.count("(incremental): 0 key(s) written") == 2  # feature tables merged, nothing new
-    assert "evaluation of v2" in again.stdout and "against champion v1" in " ".join(again.stdout.split())
-    stages = {v["version"]: v["stage"] for v in json.loads(ok("models", "versions", "dev.ml.generous_tip",
-                                                               "--json").stdout)}
-    assert stages in ({1: "Production", 2: "None"}, {1: "Archived", 2: "Production"})
+    assert "evaluation of v3" in again.stdout and "against champion v" in " ".join(again.stdout.split())
+    assert "bundle quickstart is already deployed to dev as defined" in again.stdout
+    assert "day 2 after the generated period" in again.stdout
+    stages = [v["stage"] for v in json.loads(ok("models", "versions", "dev.ml.generous_tip", "--json").stdout)]
+    assert len(stages) == 4 and stages.count("Production") == 1
     card = ok("models", "card", "dev.ml.generous_tip", "1").stdout
     assert "| dev.features.driver_daily |" in card and "roc_auc" in card
     runs = json.loads(ok("runs", "ls", "quickstart-generous-tip", "--json").stdout)
-    assert len(runs) == 2 and all(r["status"] == "FINISHED" for r in runs)
+    assert len(runs) == 4 and all(r["status"] == "FINISHED" for r in runs)  # stage 3 and the training job, twice
     with Workspace.open(project) as ws:
         assert {n: ws.tables.describe(n).version for n in versions} == versions
-        assert ws.tables.describe("dev.raw.trips").num_rows == 3000
+        period = ws.sql("SELECT count(*) AS n FROM dev.raw.trips WHERE pickup_ts < TIMESTAMPTZ '2026-07-01'")
+        assert period.column("n")[0].as_py() == 3000  # the generated period, once; then one new day per run
+        assert ws.tables.describe("dev.raw.trips").num_rows > 3000
         status = ws.features.online_status("dev.features.driver_daily")
         assert status.published_version is not None and status.behind == 0
         assert ws.features.get_function("dev.features.fare_per_km").version == 1  # same code: same version
@@ -311,7 +330,8 @@ def test_quickstart_and_fresh(project: Path) -> None:
     assert {"dev.raw.trips", "dev.raw.zones", "dev.raw.drivers"} <= set(dropped)
     assert "dev.raw.mine" not in dropped
     with Workspace.open(project) as ws:
-        assert ws.tables.describe("dev.raw.trips").num_rows == 2000
+        period = ws.sql("SELECT count(*) AS n FROM dev.raw.trips WHERE pickup_ts < TIMESTAMPTZ '2026-07-01'")
+        assert period.column("n")[0].as_py() == 2000
         assert ws.tables.describe("dev.raw.mine").num_rows == 4  # not the quickstart's: kept
 
 

@@ -69,6 +69,19 @@ def test_table_update_any_all_and_debounce(ws: Workspace) -> None:
     assert {r.trigger.split(":")[0] for r in ws.jobs.runs("on_any")} == {"tables"}
 
 
+def test_a_table_dropped_and_made_again_counts_as_updated(ws: Workspace) -> None:
+    for _ in range(3):
+        ws.tables.write("dev.raw.a", pa.table({"x": [1]}), mode="append")
+    ws.jobs.deploy(job("on_a", TableUpdate(("dev.raw.a",))))
+    sched = ws.jobs.scheduler("in_process")
+    assert sched.tick() == []  # baseline at the current (high) version
+    ws.tables.drop("dev.raw.a")
+    ws.tables.write("dev.raw.a", pa.table({"x": [9]}))  # a new table: its versions start again
+    assert [j for j, _ in sched.tick()] == ["on_a"]
+    assert sched.tick() == []
+    wait_runs(ws, "on_a", 1)
+
+
 def test_model_events_fire_once_each(ws: Workspace) -> None:
     with ws.services.store.transaction() as tx:
         tx.outbox.append("model_version.registered", "model:dev.ml.m@1", "t", {})  # before deploy: ignored

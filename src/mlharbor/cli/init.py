@@ -1,4 +1,4 @@
-"""``mlharbor init``: write a starter ``mlharbor.toml``."""
+"""``mlharbor init``: write a starter ``mlharbor.toml`` and bundle (``mlharbor.yml``)."""
 
 from __future__ import annotations
 
@@ -63,8 +63,11 @@ def init_project(
     ctx: typer.Context,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing mlharbor.toml.")] = False,
 ) -> None:
-    """Write a starter mlharbor.toml in the current directory (or -C PATH)."""
+    """Write a starter mlharbor.toml and mlharbor.yml (the quickstart's pipeline as jobs) in the
+    current directory (or -C PATH)."""
     from mlharbor.config import CONFIG_FILE, load_settings
+    from mlharbor.jobs.bundle import BundleFile, resolve
+    from mlharbor.quickstart.bundle import BUNDLE_FILE, write_bundle
 
     directory = state(ctx).directory
     path = directory / CONFIG_FILE
@@ -77,5 +80,15 @@ def init_project(
     settings = load_settings(directory, environ={})  # the file we wrote must load as written
     targets = ", ".join(sorted(settings.targets))
     console().print(f"Wrote [bold]{escape(str(path))}[/bold] (targets: {targets}).")
+    try:
+        wrote_bundle = write_bundle(directory, force)
+    except OSError as exc:
+        raise InvalidArgument(f"cannot write {directory / BUNDLE_FILE}: {exc.strerror or exc}") from exc
+    if wrote_bundle:
+        bundle = resolve(BundleFile.load(directory), user="you")  # the bundle we wrote must resolve
+        console().print(f"Wrote [bold]{escape(str(directory / BUNDLE_FILE))}[/bold] (bundle {bundle.name}: jobs "
+                        f"{', '.join(bundle.jobs)}; targets {', '.join(BundleFile.load(directory).targets)}).")
+    else:
+        print_info(f"{BUNDLE_FILE} exists already: kept (--force overwrites it).")
     print_info("Add .mlharbor/ to .gitignore; it holds the embedded lake and metadata.")
-    print_info("Next: `mlharbor quickstart`, or `mlharbor tables ls`.")
+    print_info("Next: `mlharbor quickstart`, `mlharbor bundle validate`, or `mlharbor tables ls`.")

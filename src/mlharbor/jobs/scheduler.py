@@ -123,7 +123,8 @@ class Scheduler:
             self._baseline(job, key, trigger.kind, now)
             return []
         previous = json.loads(keys[-1].removeprefix("tables:"))
-        changed = [n for n in trigger.tables if versions[n] > int(previous.get(n, -1))]
+        # a version lower than before means the table was dropped and made again: that is a change too
+        changed = [n for n in trigger.tables if versions[n] != int(previous.get(n, -1))]
         if not changed or (trigger.condition == "all" and len(changed) < len(trigger.tables)):
             return []
         newest = max(current[n][1] for n in changed)

@@ -147,6 +147,7 @@ class _World:
     hour_start_us: IntArray
     hour_len_us: IntArray
     hour_end_row: IntArray
+    first_row: int = 0  # trip ids continue after this many (days generated after the period)
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,6 +229,26 @@ def generate(
     return QuickstartData(zones=zones, drivers=drivers, n_trips=n_trips, start=start, end=end,
                           shift_start=shift_start, description=_describe(shift_start),
                           chunk_rows=chunk_rows, _world=world)
+
+
+def generate_day(base: QuickstartData, day: int) -> pa.Table:
+    """Day ``day`` (1, 2, ...) after ``base``'s period: new trips of the same world (zones, drivers,
+    the shift fully ramped), about as many as an average day of the period, with trip ids after
+    every earlier trip. The same ``base`` and ``day`` give the same rows."""
+    from dataclasses import replace
+
+    if day < 1:
+        raise InvalidArgument("day counts from 1 (the first day after the generated period)")
+    days = max(1, (base.end - base.start).days)
+    per_day = max(1, base.n_trips // days)
+    start_us = _to_us(base.end) + (day - 1) * _US_PER_DAY
+    world = base._world
+    hour_start, hour_len, hour_end_row = _allocate_hours(np.random.default_rng([world.seed, 4, day]), per_day,
+                                                         start_us, start_us + _US_PER_DAY)
+    day_world = replace(world, n_trips=per_day, hour_start_us=hour_start, hour_len_us=hour_len,
+                        hour_end_row=hour_end_row, first_row=base.n_trips + (day - 1) * per_day)
+    blocks = [_trip_block(day_world, b) for b in range(-(-per_day // _BLOCK_ROWS))]
+    return pa.Table.from_batches(blocks, schema=TRIPS_SCHEMA)
 
 
 def _describe(shift_start: datetime) -> str:
@@ -356,7 +377,7 @@ def _allocate_hours(rng: np.random.Generator, n_trips: int, start_us: int,
 
 def _trip_block(world: _World, block: int) -> pa.RecordBatch:
     """Rows ``[block * _BLOCK_ROWS, ...)`` of the trips, from the block's own random stream."""
-    rng = np.random.default_rng([world.seed, 3, block])
+    rng = np.random.default_rng([world.seed, 3, block] + ([world.first_row] if world.first_row else []))
     rows = np.arange(block * _BLOCK_ROWS, min((block + 1) * _BLOCK_ROWS, world.n_trips), dtype=np.int64)
     n = len(rows)
     hour = np.searchsorted(world.hour_end_row, rows, side="right")
@@ -376,7 +397,7 @@ def _trip_block(world: _World, block: int) -> pa.RecordBatch:
     tip_cents = _tips(rng, ride.fare_cents, payment, world.driver_rating[driver], night, weekend, ramp)
     timestamp = pa.timestamp("us", tz="UTC")
     return pa.RecordBatch.from_arrays([
-        pa.array(_FIRST_TRIP_ID + rows),
+        pa.array(_FIRST_TRIP_ID + world.first_row + rows),
         pa.array(driver + _FIRST_DRIVER_ID),
         pa.array((ride.pickup + 1).astype(np.int32)),
         pa.array((ride.dropoff + 1).astype(np.int32)),

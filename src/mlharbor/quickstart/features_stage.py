@@ -121,6 +121,11 @@ def build_features(ws: Workspace) -> TrainingSet:
                                      tags={"source": "quickstart"})
     ws.features.register_function(fare_per_km, name=FARE_PER_KM, return_type="double",
                                   description="Fare per kilometre of the trip (on-demand)")
+    return training_set(ws)
+
+
+def training_set(ws: Workspace) -> TrainingSet:
+    """Every trip with its point-in-time features and label (the feature tables must exist)."""
     return ws.features.create_training_set(LABELS_SQL, lookups(), label=LABEL)
 
 

@@ -94,23 +94,39 @@ def make_model(params: dict[str, Any], columns: list[str]) -> Any:
     return Pipeline([("prep", prep), ("gbm", HistGradientBoostingClassifier(random_state=0, **params))])
 
 
-def run_stage(ws: Workspace, training: TrainingSet, console: Console) -> RegistryResult:
-    """Stage 3 as the two principals; prints each step."""
+@dataclass(frozen=True)
+class Candidate:
+    version: int
+    run_id: str
+    auc: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    blessed: bool
+    reason: str
+    champion_version: int | None
+    champion_auc: float | None
+    request_id: str | None  # the Production request, made when blessed
+
+
+def train_candidate(root: Any, training: TrainingSet, console: Console, model_name: str = MODEL,
+                    experiment: str = EXPERIMENT) -> Candidate:
+    """As the data scientist: train the next candidate on the training part, log the run and
+    register the model (with the compliance checks it must pass)."""
     from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
     from mlharbor.workspace import Workspace
 
-    ensure_team(ws)
     train, holdout = _split(training)
     columns = feature_columns(training)
-    root = ws.settings.project_root if ws.settings else None
     with Workspace.open(root, principal=SCIENTIST) as ds:
         try:
-            previous = len(ds.models.versions(MODEL))
+            previous = len(ds.models.versions(model_name))
         except NotFound:
             previous = 0
         params = CANDIDATES[previous % len(CANDIDATES)]
-        with ds.tracking.start_run(EXPERIMENT, run_name=f"candidate {previous + 1}") as run:
+        with ds.tracking.start_run(experiment, run_name=f"candidate {previous + 1}") as run:
             run.log_training_set(training)
             run.log_params({**params, "features": ",".join(columns), "train_rows": len(train),
                             "holdout_rows": len(holdout)})
@@ -120,48 +136,75 @@ def run_stage(ws: Workspace, training: TrainingSet, console: Console) -> Registr
             auc = float(roc_auc_score(y, proba))
             run.log_metrics({"roc_auc": auc, "accuracy": float(accuracy_score(y, proba > 0.5)),
                              "log_loss": float(log_loss(y, proba))})
-            mv = ds.models.log_model(model, MODEL, training_set=training, run=run, method="predict_proba",
+            mv = ds.models.log_model(model, model_name, training_set=training, run=run, method="predict_proba",
                                      input_example=holdout[columns].head(5),
                                      description="Probability that a trip ends with a generous tip")
-        console.print(f"[cyan]{SCIENTIST}[/] trained {params} on {len(train):,} trips: holdout ROC AUC "
-                      f"[bold]{auc:.4f}[/]; logged run {run.run_id[:8]} and registered {MODEL} v{mv.version} "
-                      f"({mv.tags['mlharbor.serialization']}, {len(mv.manifest)} files hashed)")
-        ds.models.update_model(MODEL, checks=CHECKS)
-        champion_version = _champion(ds)
-        evaluation = ds.evaluate(MODEL, holdout, LABEL, "classification", version=mv.version,
+        ds.models.update_model(model_name, checks=CHECKS)
+    console.print(f"[cyan]{SCIENTIST}[/] trained {params} on {len(train):,} trips: holdout ROC AUC "
+                  f"[bold]{auc:.4f}[/]; logged run {run.run_id[:8]} and registered {model_name} v{mv.version} "
+                  f"({mv.tags['mlharbor.serialization']}, {len(mv.manifest)} files hashed)")
+    return Candidate(mv.version, run.run_id, auc)
+
+
+def evaluate_candidate(root: Any, training: TrainingSet, version: int, console: Console,
+                       model_name: str = MODEL) -> Verdict:
+    """As the data scientist: evaluate the version on the holdout against the champion; when blessed,
+    request Production (the compliance checks run on the request)."""
+    from mlharbor.workspace import Workspace
+
+    _, holdout = _split(training)
+    with Workspace.open(root, principal=SCIENTIST) as ds:
+        champion_version = _champion(ds, model_name)
+        evaluation = ds.evaluate(model_name, holdout, LABEL, "classification", version=version,
                                  slices=CATEGORICAL, sensitive_columns=CATEGORICAL,
                                  thresholds={"roc_auc": Threshold(min_value=0.6, min_absolute_change=0.0),
                                              "log_loss": Threshold(max_value=0.7)})
-        champion_auc = None
-        if champion_version is not None:
-            champion_auc = _baseline_auc(evaluation)
-        promote = evaluation.blessed
+        champion_auc = _baseline_auc(evaluation) if champion_version is not None else None
         reason = "; ".join(evaluation.reasons[:3])
-        verdict = "[green]blessed[/]" if promote else "[red]not blessed[/]"
-        console.print(f"evaluation of v{mv.version} on the {len(holdout):,}-trip holdout"
+        verdict = "[green]blessed[/]" if evaluation.blessed else "[red]not blessed[/]"
+        console.print(f"evaluation of v{version} on the {len(holdout):,}-trip holdout"
                       f"{f' against champion v{champion_version}' if champion_version else ''}: {verdict} — {reason}")
         gaps = evaluation.fairness.get("payment_type")
         if gaps is not None and "roc_auc" in gaps.gaps:
             gap = gaps.gaps["roc_auc"]
             console.print(f"ROC AUC across payment types: {gap.min_group} {gap.min_value:.3f} … "
                           f"{gap.max_group} {gap.max_value:.3f} (gap {gap.gap:.3f})")
-        request = ds.models.request_transition(MODEL, mv.version, "Production", reason) if promote else None
-        if request is not None:
-            checks = ds.models.get_version(MODEL, mv.version).checks or {}
+        request = None
+        if evaluation.blessed:
+            request = ds.models.request_transition(model_name, version, "Production", reason)
+            checks = ds.models.get_version(model_name, version).checks or {}
             shown = ", ".join(f"{r['name']} {'✓' if r['passed'] else '✗'}" for r in checks.get("results", []))
             console.print(f"compliance checks on the request: {shown}")
-    if request is not None:
-        with Workspace.open(root, principal=ENGINEER) as mle:
-            moved = mle.models.approve(request.id, "approved by the quickstart's ML engineer")
-        console.print(f"[cyan]{SCIENTIST}[/] requested Production, [cyan]{ENGINEER}[/] approved: "
-                      f"v{moved.version} is the champion (models:/{MODEL}@champion)")
+    return Verdict(evaluation.blessed, reason, champion_version, champion_auc, request.id if request else None)
+
+
+def approve(root: Any, request_id: str, console: Console) -> int:
+    """As the ML engineer: approve the request; returns the version now in Production."""
+    from mlharbor.workspace import Workspace
+
+    with Workspace.open(root, principal=ENGINEER) as mle:
+        moved = mle.models.approve(request_id, "approved by the quickstart's ML engineer")
+    console.print(f"[cyan]{SCIENTIST}[/] requested Production, [cyan]{ENGINEER}[/] approved: "
+                  f"v{moved.version} is the champion (models:/{moved.name}@champion)")
+    return moved.version
+
+
+def run_stage(ws: Workspace, training: TrainingSet, console: Console) -> RegistryResult:
+    """Stage 3 as the two principals; prints each step."""
+    ensure_team(ws)
+    root = ws.settings.project_root if ws.settings else None
+    candidate = train_candidate(root, training, console)
+    verdict = evaluate_candidate(root, training, candidate.version, console)
+    if verdict.request_id is not None:
+        approve(root, verdict.request_id, console)
     _show_versions(ws, console)
-    return RegistryResult(mv.version, run.run_id, auc, champion_version, champion_auc, request is not None, reason)
+    return RegistryResult(candidate.version, candidate.run_id, candidate.auc, verdict.champion_version,
+                          verdict.champion_auc, verdict.request_id is not None, verdict.reason)
 
 
-def _champion(ws: Workspace) -> int | None:
+def _champion(ws: Workspace, model_name: str = MODEL) -> int | None:
     try:
-        return ws.models.get_version(MODEL, "champion").version
+        return ws.models.get_version(model_name, "champion").version
     except NotFound:
         return None
 

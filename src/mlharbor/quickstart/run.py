@@ -6,6 +6,10 @@ Stage 2 (features): rolling driver and zone feature tables and a point-in-time t
 Stage 3 (registry): train, log and register a model, compare it with the champion, request and
 approve Production as two principals (``mlharbor.quickstart.registry_stage``).
 
+Stage 4 (jobs): the pipeline as a bundle (``mlharbor.yml``) deployed to ``dev``; a new day of trips
+lands and the scheduler runs features → training → evaluation and checks → promotion
+(``mlharbor.quickstart.jobs_stage``).
+
 Stage 1 (foundation): generate the synthetic taxi data and ingest it into the ``dev`` catalog's raw
 tables, idempotently (each chunk is written with a txn id, so a re-run adds nothing), then show what
 was made: tables, versions, where they live, and a first SQL look at the built-in shift. Later
@@ -21,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mlharbor.quickstart import registry_stage
+from mlharbor.quickstart import jobs_stage, registry_stage
 from mlharbor.quickstart.features_stage import FeaturesResult, run_stage
 
 if TYPE_CHECKING:
@@ -41,6 +45,7 @@ class QuickstartResult:
     shift_start: str
     features: FeaturesResult | None = None
     registry: registry_stage.RegistryResult | None = None
+    jobs: jobs_stage.JobsResult | None = None
 
 
 def ingest_raw(ws: Workspace, rows: int, seed: int, console: Console) -> QuickstartResult:
@@ -121,11 +126,14 @@ def run_quickstart(
     if result.features is not None and result.features.training is not None:
         console.rule("stage 3 · training, registry and promotion")
         result = replace(result, registry=registry_stage.run_stage(ws, result.features.training, console))
+        console.rule("stage 4 · the pipeline as jobs, run by the scheduler")
+        result = replace(result, jobs=jobs_stage.run_stage(ws, rows, seed, console))
     console.print(
         "Next: [bold]mlharbor tables ls[/], [bold]mlharbor features describe dev.features.driver_daily[/], "
         "[bold]mlharbor models versions dev.ml.generous_tip[/], [bold]mlharbor models card dev.ml.generous_tip[/], "
-        "[bold]mlharbor runs ls quickstart-generous-tip[/]. Running the quickstart again adds no data "
-        "(raw chunks carry txn ids, feature tables are merged, only changed keys are published) and trains "
-        "a challenger against the champion."
+        "[bold]mlharbor runs ls quickstart-generous-tip[/], [bold]mlharbor jobs runs[/], "
+        "[bold]mlharbor bundle plan[/]. Running the quickstart again re-ingests nothing (raw chunks carry txn "
+        "ids, feature tables are merged, only changed keys are published), trains a challenger against the "
+        "champion, and lands one more day of trips for the scheduler's pipeline."
     )
     return result
