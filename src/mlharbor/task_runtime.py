@@ -81,7 +81,14 @@ def request_transition(model: str, version: Any, stage: str = "Production", comm
 
 
 def main(argv: list[str]) -> int:
-    """Run the attempt described by the spec file ``argv[0]``; exit status 0 when it succeeded."""
+    """Run the attempt described by the spec file ``argv[0]``; exit status 0 when it succeeded.
+    ``--zygote FD`` instead serves the subprocess executor as its warm zygote on socket ``FD``,
+    forking attempts that run this function (:mod:`mlharbor.jobs.executors.zygote`)."""
+    if argv[:1] == ["--zygote"]:
+        from mlharbor.jobs.executors.zygote import serve
+
+        serve(int(argv[1]), main, argv0=__file__)
+        return 0
     spec = json.loads(Path(argv[0]).read_text())
     result_file = Path(spec["result_file"])
     sys.path.insert(0, spec.get("cwd") or os.getcwd())
