@@ -182,11 +182,11 @@ class Zygote:
         while True:
             try:
                 data, fds, _, _ = socket.recv_fds(self._sock, MAX_MESSAGE, 1)
-            except OSError:
-                data, fds = b"", []
-            if not data:
+                message = json.loads(data) if data else None
+            except (OSError, ValueError):
+                message = None
+            if not isinstance(message, dict):  # gone (or talking nonsense: treated as gone)
                 break
-            message = json.loads(data)
             if "exit" in message:
                 child = self._children.pop(message["exit"], None)
                 if child is not None:
@@ -274,7 +274,11 @@ def serve(fd: int, run_attempt: Callable[[list[str]], int], argv0: str) -> None:
     """The zygote's loop on socket ``fd``: fork an attempt per request, running ``run_attempt(args)``
     with ``sys.argv = [argv0, *args]``; report each child's exit. Returns when the runner is gone."""
     sock = socket.socket(fileno=fd)
-    os.close(os.pidfd_open(os.getpid()))  # pidfds work here, or the start fails and attempts are spawned
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return  # no pidfds on this kernel: the executor starts attempts as new processes
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the runner's to handle
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
