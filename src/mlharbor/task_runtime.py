@@ -5,6 +5,10 @@ names the task kind, target and parameters; the result (``{"ok", "values" | "err
 file named in the spec; stdout and stderr go where the executor pointed them (log files). SQL tasks
 and the built-in deployment tasks open the workspace of the project as the run's principal, which
 is why this module sits above :mod:`mlharbor.workspace` and not in :mod:`mlharbor.jobs`.
+
+A python or script task needs none of that, so the workspace (and with it pydantic, SQLAlchemy,
+pyarrow, …) is imported only by the tasks that open it: starting an attempt costs little more
+than starting Python.
 """
 
 from __future__ import annotations
@@ -14,16 +18,20 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlharbor.core.recording import recording
 from mlharbor.errors import InvalidArgument, MlharborError, UserCodeError
 from mlharbor.jobs.context import TaskContext, current, run_local, task_context
-from mlharbor.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlharbor.workspace import Workspace
 
 
 def open_workspace(ctx: TaskContext | None = None) -> Workspace:
     """The workspace of the running task, acting as the run's principal."""
+    from mlharbor.workspace import Workspace
+
     ctx = ctx or current()
     return Workspace.open(ctx.work_dir, target=ctx.target, principal=ctx.principal)
 
@@ -74,6 +82,14 @@ def request_transition(model: str, version: Any, stage: str = "Production", comm
 
 
 def main(argv: list[str]) -> int:
+    """Run the attempt described by the spec file ``argv[0]``; exit status 0 when it succeeded.
+    ``--zygote FD`` instead serves the subprocess executor as its warm zygote on socket ``FD``,
+    forking attempts that run this function (:mod:`mlharbor.jobs.executors.zygote`)."""
+    if argv[:1] == ["--zygote"]:
+        from mlharbor.jobs.executors.zygote import serve
+
+        serve(int(argv[1]), main, argv0=__file__)
+        return 0
     spec = json.loads(Path(argv[0]).read_text())
     result_file = Path(spec["result_file"])
     sys.path.insert(0, spec.get("cwd") or os.getcwd())

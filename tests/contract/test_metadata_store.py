@@ -28,6 +28,7 @@ from mlharbor.core.entities import (
     Environment,
     FunctionInfo,
     Grant,
+    JobRunInfo,
     LineageEdge,
     LineageNode,
     Principal,
@@ -755,3 +756,27 @@ def test_functions_are_versioned_per_name(store: MetadataStore) -> None:
         assert [f.version for f in uow.functions.versions("dev.features.f")] == [1, 2]
         assert uow.functions.remove("dev.features.f") == 2
         assert uow.functions.find("dev.features.f") is None
+
+
+# --- job runs --------------------------------------------------------------------------------------
+
+
+def test_task_updates_apply_in_order_without_reading_back(store: MetadataStore) -> None:
+    run = JobRunInfo("run1", "job", "running", {"name": "job"}, {}, "manual", "alice", T0)
+    with store.transaction() as uow:
+        uow.jobs.add_run(run, ["a", "b"])
+    with store.transaction() as uow:
+        uow.jobs.update_tasks("run1", [
+            ("a", {"state": "running", "attempts": 1, "started_at": T0}),
+            ("b", {"state": "pending", "error": "attempt 1: boom", "log_paths": ["/l/b.out"]}),
+            ("a", {"state": "succeeded", "values": {"rows": 3}, "ended_at": T0 + timedelta(seconds=1)}),
+        ])
+    with store.transaction() as uow:
+        tasks = {t.task_key: t for t in uow.jobs.task_runs("run1")}
+    assert (tasks["a"].state, tasks["a"].attempts, tasks["a"].values) == ("succeeded", 1, {"rows": 3})
+    assert tasks["a"].started_at == T0 and tasks["a"].ended_at == T0 + timedelta(seconds=1)
+    assert (tasks["b"].state, tasks["b"].error, tasks["b"].log_paths) == ("pending", "attempt 1: boom", ("/l/b.out",))
+    with pytest.raises(NotFound, match="no task c"), store.transaction() as uow:
+        uow.jobs.update_tasks("run1", [("a", {"state": "failed"}), ("c", {"state": "running"})])
+    with store.transaction() as uow:  # the failed transaction changed nothing
+        assert {t.task_key: t.state for t in uow.jobs.task_runs("run1")} == {"a": "succeeded", "b": "pending"}

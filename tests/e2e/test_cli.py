@@ -288,13 +288,14 @@ def test_quickstart_and_fresh(project: Path) -> None:
     assert report["passed"] is True and {r["name"] for r in report["results"]} >= {"loads_and_predicts",
                                                                                    "evaluation_blessed"}
     history = json.loads(ok("models", "history", "dev.ml.generous_tip", "--json").stdout)
-    assert [(h["to_stage"], h["actor"]) for h in history][0] == ("Production", "qs_engineer")
+    assert (history[0]["to_stage"], history[0]["actor"]) == ("Production", "qs_engineer")
     # stage 4: the bundle deployed, a day of trips landed, the scheduler ran features then training
     assert "deployed bundle quickstart to dev" in first.stdout and (project / "mlharbor.yml").is_file()
     assert "scheduler fired features (tables)" in first.stdout and "scheduler fired training (job_run)" in first.stdout
     runs = {r["job_name"]: r for r in json.loads(ok("jobs", "runs", "--json").stdout)}
     assert runs["features"]["state"] == "succeeded" and runs["training"]["state"] == "succeeded"
-    training = {t["task_key"]: t for t in json.loads(ok("jobs", "show", runs["training"]["id"], "--json").stdout)["tasks"]}
+    shown = json.loads(ok("jobs", "show", runs["training"]["id"], "--json").stdout)
+    training = {t["task_key"]: t for t in shown["tasks"]}
     assert training["train"]["values"]["version"] == 2
     assert training["blessed"]["values"]["outcome"] == str(training["evaluate"]["values"]["blessed"]).lower()
     assert training["promote"]["state"] == ("succeeded" if training["evaluate"]["values"]["blessed"] else "excluded")

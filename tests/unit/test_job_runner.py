@@ -13,7 +13,7 @@ import pytest
 from mlharbor.config import load_settings
 from mlharbor.errors import Conflict, InvalidArgument
 from mlharbor.jobs import Dependency, Job, JobRunState, RunIf, Task, TaskKind, TaskState
-from mlharbor.jobs.executors import InProcessExecutor, SubprocessExecutor
+from mlharbor.jobs.executors import Executor, InProcessExecutor, SubprocessExecutor
 from mlharbor.jobs.runner import JobRunner, evaluate_condition
 from mlharbor.meta import MetadataStore
 
@@ -90,12 +90,17 @@ def store(project: Path) -> Iterator[MetadataStore]:
     s.dispose()
 
 
-@pytest.fixture(params=["in_process", "subprocess"])
-def runner(request: pytest.FixtureRequest, store: MetadataStore, project: Path) -> JobRunner:
+def executor(name: str) -> Executor:
     from mlharbor.task_runtime import run_invocation
 
-    executor = InProcessExecutor(run_invocation) if request.param == "in_process" else SubprocessExecutor()
-    return JobRunner(store, executor, project / "logs", poll_interval=0.01, work_dir=project)
+    if name == "in_process":
+        return InProcessExecutor(run_invocation)
+    return SubprocessExecutor(warm=name == "subprocess")  # subprocess_new: a new interpreter per attempt
+
+
+@pytest.fixture(params=["in_process", "subprocess", "subprocess_new"])
+def runner(request: pytest.FixtureRequest, store: MetadataStore, project: Path) -> JobRunner:
+    return JobRunner(store, executor(request.param), project / "logs", poll_interval=0.01, work_dir=project)
 
 
 def states(runner: JobRunner, run_id: str) -> dict[str, str]:
@@ -306,3 +311,22 @@ def test_tasks_record_tables_and_mlflow_runs_as_lineage(runner: JobRunner, store
     assert into == {(f"table:dev.raw.src@{src}", "read_by_task")}
     assert out == {(f"table:dev.out.copy@{copy}", "written_by_task"), (f"run:{mlflow_run}", "created_by_task")}
     assert f"job_task:io.count@{run.id}" in read_by_count
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", ["in_process", "subprocess", "subprocess_new"])
+def test_the_loop_wakes_on_finishes_and_deadlines_not_by_polling(name: str, store: MetadataStore,
+                                                                  project: Path) -> None:
+    # with an hour between polls, this run ends only if finished attempts, the retry delay and the
+    # task timeout wake the loop themselves
+    runner = JobRunner(store, executor(name), project / "logs", poll_interval=3600, work_dir=project)
+    job = Job("awake", [
+        py("a", "train", parameters={"rows": 1, "table": "t"}),
+        py("b", "flaky", "a", parameters={"counter": str(project / "c"), "fail_times": 1},
+           max_retries=1, min_retry_interval_s=0.2),
+        py("c", "sleepy", "b", parameters={"seconds": 30}, timeout_s=0.5),
+        py("d", "train", "c", parameters={"rows": 2, "table": "t"}, run_if=RunIf.ALL_DONE),
+    ])
+    run = runner.run(job)
+    assert states(runner, run.id) == {"a": "succeeded", "b": "succeeded", "c": "timed_out", "d": "succeeded"}
+    assert run.state == JobRunState.SUCCEEDED  # its leaf, d, ran after all

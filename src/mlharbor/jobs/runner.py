@@ -8,6 +8,11 @@ counts as *excluded* when the condition took the other. Python tasks go to the e
 ``max_parallel`` at once); conditions are evaluated by the runner itself. Every transition is written
 to the metadata store, so ``mlharbor jobs runs`` shows a run as it goes and a repair knows what
 succeeded. The run's result is decided by its leaf tasks.
+
+The loop does not spin: between passes it sleeps until an attempt says it has finished
+(:meth:`AttemptHandle.notify`), a timeout or retry delay comes due, or it is time to look for a
+cancel request or to send a heartbeat — only attempts that cannot notify are polled every
+``poll_interval``. The transitions of one pass are written in one transaction at its end.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from mlharbor.core.recording import merge_io
 from mlharbor.errors import Conflict, InvalidArgument, MlharborError
 from mlharbor.jobs.cache import cache_key
 from mlharbor.jobs.definitions import Job, Task, TaskKind
-from mlharbor.jobs.executors.base import AttemptHandle, AttemptResult, Executor, Invocation
+from mlharbor.jobs.executors.base import AttemptHandle, AttemptResult, Executor, Invocation, Notifier
 from mlharbor.jobs.states import REPAIRABLE, TERMINAL, JobRunState, TaskState, decide, run_result
 from mlharbor.jobs.templating import RenderContext, render
 
@@ -45,6 +50,7 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {"==": operator.eq, "!=": operator
 class _Running:
     handle: AttemptHandle
     attempt: int
+    notifies: bool = False  # the handle wakes the loop when it finishes (else it is polled)
 
 
 @dataclass
@@ -59,9 +65,34 @@ class _RunState:
     force: bool = False  # ignore cached results (and refresh them)
     cache_keys: dict[str, str] = field(default_factory=dict)
     io: dict[str, dict[str, Any]] = field(default_factory=dict)  # per task: what its attempts read and wrote
+    lineage: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (task, io) to record this pass
+    wake: threading.Event = field(default_factory=threading.Event)  # set by attempts that finish
+    writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # this pass's transitions
+    cache_writes: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (cache key, task, values)
+    tasks: dict[str, Task] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tasks = {t.key: t for t in self.job.tasks}
+
+    def record(self, key: str, **fields: Any) -> None:
+        """Queue a task transition for the transaction that ends the pass."""
+        self.writes.append((key, fields))
+
+    def flush(self, tx: Any) -> None:
+        """Write the queued transitions (and results to cache) in ``tx``."""
+        writes, self.writes = self.writes, []
+        caches, self.cache_writes = self.cache_writes, []
+        lineage, self.lineage = self.lineage, []
+        if writes:
+            tx.jobs.update_tasks(self.run.id, writes)
+        for cache, key, values in caches:
+            tx.jobs.cache(cache, self.job.name, key, self.run.id, values)
+        for key, io in lineage:
+            _record_lineage(tx, self.run.created_by, self.job.name, self.run.id, key, io)
 
 
 HEARTBEAT_S = 5.0  # how often a runner says it is alive
+_LATE_S = 0.001  # wake this much after a deadline, so that "past the deadline" holds when checked
 CANCEL_POLL_S = 0.5  # how often a running run looks for a cancel request
 QUEUE_POLL_S = 0.2  # how often a queued run looks for a free slot
 LOST_AFTER_S = 60.0  # a run whose runner has been silent this long (or whose process is gone) is lost
@@ -113,6 +144,22 @@ def recover_lost_runs(store: MetadataStore, lost_after_s: float = LOST_AFTER_S) 
 
 
 TASK_READ, TASK_WROTE, TASK_CREATED_RUN = "read_by_task", "written_by_task", "created_by_task"  # lineage relations
+
+
+def _record_lineage(tx: Any, actor_name: str, job: str, run_id: str, key: str, io: dict[str, Any]) -> None:
+    """Edges table@v → task (read) and task → table@v / MLflow run (written, created), the task
+    being ``job_task:<job>.<task>@<run id>``."""
+    from mlharbor.core.actors import Actor
+    from mlharbor.core.entities import LineageNode
+    from mlharbor.lineage.service import LineageService, table_node
+
+    actor = Actor(actor_name)
+    node = LineageNode("job_task", f"{job}.{key}", run_id)
+    LineageService.record(tx, actor, [table_node(t, v) for t, v in io.get("read", {}).items()], node, TASK_READ)
+    for table, version in io.get("written", {}).items():
+        LineageService.record(tx, actor, [node], table_node(table, version), TASK_WROTE)
+    for mlflow_run in io.get("mlflow_runs", []):
+        LineageService.record(tx, actor, [node], LineageNode("run", mlflow_run), TASK_CREATED_RUN)
 
 RUN_STARTED = "job_run.started"
 # Outbox events of runs (webhooks subscribe to them like registry events): started, then one of these.
@@ -264,6 +311,7 @@ class JobRunner:
         started = last_beat = last_check = time.monotonic()
         order = st.job.order()
         while any(s not in TERMINAL for s in st.states.values()):
+            st.wake.clear()  # a finish from here on makes the wait below return at once
             if time.monotonic() - last_check >= CANCEL_POLL_S:
                 last_check = time.monotonic()
                 with self._store.transaction() as tx:
@@ -280,18 +328,36 @@ class JobRunner:
             for key in order:
                 if st.states[key] is TaskState.PENDING and self._upstream_done(st, key):
                     progressed |= self._advance(st, key)
+            if st.writes or st.cache_writes:
+                with self._store.transaction() as tx:
+                    st.flush(tx)
             if not progressed:
-                time.sleep(self._poll)
+                st.wake.wait(self._idle_wait(st, started, last_beat, last_check))
         result = run_result(st.states[k] for k in st.job.leaves())
         failed = [k for k in order if st.states[k] in (TaskState.FAILED, TaskState.TIMED_OUT)]
         message = f"failed tasks: {', '.join(failed)}" if failed else ""
         with self._store.transaction() as tx:
+            st.flush(tx)
             done = tx.jobs.update_run(st.run.id, state=result.value, ended_at=utcnow(), message=message)
             _notify(tx, done, f"job_run.{result.value}")
             return done
 
+    def _idle_wait(self, st: _RunState, started: float, last_beat: float, last_check: float) -> float:
+        """How long the loop may sleep when a pass changed nothing: until the next cancel check,
+        heartbeat, job timeout, retry or attempt deadline, or ``poll_interval`` while an attempt
+        that cannot notify is running. A finishing attempt cuts the sleep short (``st.wake``)."""
+        if any(not r.notifies for r in st.running.values()):
+            return self._poll
+        now = time.monotonic()
+        due = [last_check + CANCEL_POLL_S, last_beat + HEARTBEAT_S]
+        if st.job.timeout_s is not None:
+            due.append(started + st.job.timeout_s + _LATE_S)
+        due += [t + _LATE_S for k, t in st.not_before.items() if st.states[k] is TaskState.PENDING and t > now]
+        due += [d + _LATE_S for d in (r.handle.deadline for r in st.running.values()) if d is not None and d > now]
+        return max(0.0, min(due) - now)
+
     def _upstream_done(self, st: _RunState, key: str) -> bool:
-        return all(st.states[d.task] in TERMINAL for d in st.job.task(key).depends_on)
+        return all(st.states[d.task] in TERMINAL for d in st.tasks[key].depends_on)
 
     def _upstream_states(self, st: _RunState, t: Task) -> list[TaskState]:
         states = []
@@ -305,7 +371,7 @@ class JobRunner:
 
     def _advance(self, st: _RunState, key: str) -> bool:
         """Decide, evaluate or start a ready task; False when it must wait (retry delay, parallelism)."""
-        t = st.job.task(key)
+        t = st.tasks[key]
         verdict = decide(t.run_if, self._upstream_states(st, t))
         if verdict is not None:
             self._finish(st, key, verdict, error="" if verdict is not TaskState.UPSTREAM_FAILED else
@@ -344,17 +410,10 @@ class JobRunner:
         except MlharborError as exc:
             self._finish(st, key, TaskState.FAILED, error=exc.message)
             return True
-        st.running[key] = _Running(handle, attempt)
-        if t.kind is TaskKind.APPROVAL:
-            st.states[key] = TaskState.WAITING
-            with self._store.transaction() as tx:
-                tx.jobs.update_task(st.run.id, key, state=TaskState.WAITING.value, attempts=attempt,
-                                    started_at=utcnow(), ended_at=None)
-            return True
-        st.states[key] = TaskState.RUNNING
-        with self._store.transaction() as tx:
-            tx.jobs.update_task(st.run.id, key, state=TaskState.RUNNING.value, attempts=attempt,
-                                started_at=utcnow(), ended_at=None)
+        st.running[key] = _Running(handle, attempt, handle.notify(st.wake.set))
+        state = TaskState.WAITING if t.kind is TaskKind.APPROVAL else TaskState.RUNNING
+        st.states[key] = state
+        st.record(key, state=state.value, attempts=attempt, started_at=utcnow(), ended_at=None)
         return True
 
     def _reuse_cached(self, st: _RunState, t: Task, params: dict[str, Any]) -> bool:
@@ -369,6 +428,7 @@ class JobRunner:
         if st.force:
             return False
         with self._store.transaction() as tx:
+            st.flush(tx)  # a result cached earlier in this pass counts
             hit = tx.jobs.cached(key)
         if hit is None:
             return False
@@ -377,9 +437,8 @@ class JobRunner:
             return False
         st.states[t.key] = TaskState.SUCCEEDED
         st.values[t.key] = values
-        with self._store.transaction() as tx:
-            tx.jobs.update_task(st.run.id, t.key, state=TaskState.SUCCEEDED.value, values=values, error="",
-                                cached_from=run_id, started_at=utcnow(), ended_at=utcnow())
+        st.record(t.key, state=TaskState.SUCCEEDED.value, values=values, error="", cached_from=run_id,
+                  started_at=utcnow(), ended_at=utcnow())
         return True
 
     def _invocation(self, st: _RunState, t: Task, params: dict[str, Any], attempt: int,
@@ -418,17 +477,15 @@ class JobRunner:
                 continue
             progressed = True
             del st.running[key]
-            t = st.job.task(key)
+            t = st.tasks[key]
             retry = result.state in (TaskState.FAILED, TaskState.TIMED_OUT) and running.attempt <= t.max_retries
             st.io[key] = merge_io(st.io.get(key), result.io)
             if retry:
                 delay = t.min_retry_interval_s * (t.retry_backoff ** (running.attempt - 1))
                 st.not_before[key] = time.monotonic() + delay
                 st.states[key] = TaskState.PENDING
-                with self._store.transaction() as tx:
-                    tx.jobs.update_task(st.run.id, key, state=TaskState.PENDING.value,
-                                        error=f"attempt {running.attempt}: {result.error}"[-4000:],
-                                        log_paths=list(result.log_paths))
+                st.record(key, state=TaskState.PENDING.value,
+                          error=f"attempt {running.attempt}: {result.error}"[-4000:], log_paths=list(result.log_paths))
                 continue
             self._finish(st, key, result.state, values=result.values, error=result.error,
                          log_paths=result.log_paths)
@@ -439,8 +496,7 @@ class JobRunner:
         st.states[key] = state
         cache = st.cache_keys.get(key)
         if cache is not None and state is TaskState.SUCCEEDED:
-            with self._store.transaction() as tx:
-                tx.jobs.cache(cache, st.job.name, key, st.run.id, values or {})
+            st.cache_writes.append((cache, key, dict(values or {})))
         if values is not None:
             st.values[key] = values
         fields: dict[str, Any] = {"state": state.value, "error": error[-4000:], "ended_at": utcnow()}
@@ -451,25 +507,8 @@ class JobRunner:
         io = st.io.pop(key, None)
         if io is not None:
             fields["io"] = io
-        with self._store.transaction() as tx:
-            tx.jobs.update_task(st.run.id, key, **fields)
-            if io is not None:
-                self._record_lineage(tx, st, key, io)
-
-    def _record_lineage(self, tx: Any, st: _RunState, key: str, io: dict[str, Any]) -> None:
-        """Edges table@v → task (read) and task → table@v / MLflow run (written, created), the task
-        being ``job_task:<job>.<task>@<run id>``."""
-        from mlharbor.core.actors import Actor
-        from mlharbor.core.entities import LineageNode
-        from mlharbor.lineage.service import LineageService, table_node
-
-        actor = Actor(self._actor)
-        node = LineageNode("job_task", f"{st.job.name}.{key}", st.run.id)
-        LineageService.record(tx, actor, [table_node(t, v) for t, v in io.get("read", {}).items()], node, TASK_READ)
-        for table, version in io.get("written", {}).items():
-            LineageService.record(tx, actor, [node], table_node(table, version), TASK_WROTE)
-        for run_id in io.get("mlflow_runs", []):
-            LineageService.record(tx, actor, [node], LineageNode("run", run_id), TASK_CREATED_RUN)
+            st.lineage.append((key, io))
+        st.record(key, **fields)
 
     def _abort(self, st: _RunState, state: JobRunState, message: str) -> JobRunInfo:
         for key, running in list(st.running.items()):
@@ -481,6 +520,7 @@ class JobRunner:
             if s not in TERMINAL:
                 self._finish(st, key, TaskState.CANCELLED, error=message)
         with self._store.transaction() as tx:
+            st.flush(tx)
             done = tx.jobs.update_run(st.run.id, state=state.value, ended_at=utcnow(), message=message)
             _notify(tx, done, f"job_run.{state.value}")
             return done
@@ -500,6 +540,7 @@ class _ChildRunHandle(AttemptHandle):
             raise InvalidArgument(f"job {job.name} has no parameters {sorted(unknown)}")
         state = runner._create(job, parameters, trigger)
         self._run_id = state.run.id
+        self._done = Notifier()
 
         def drive() -> None:
             done = runner._loop(state)
@@ -507,11 +548,15 @@ class _ChildRunHandle(AttemptHandle):
             self._result = AttemptResult(TaskState.SUCCEEDED if ok else TaskState.FAILED,
                                          {"run_id": done.id, "state": done.state},
                                          "" if ok else f"job {job.name} run {done.id} {done.state}: {done.message}")
+            self._done.fire()
 
         threading.Thread(target=drive, daemon=True, name=f"mlharbor-child-{self._run_id}").start()
 
     def poll(self) -> AttemptResult | None:
         return self._result
+
+    def notify(self, wake: Callable[[], None]) -> bool:
+        return self._done.subscribe(wake)
 
     def cancel(self) -> None:
         if self._result is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -45,6 +47,40 @@ class AttemptHandle(ABC):
     @abstractmethod
     def cancel(self) -> None:
         """Stop the attempt (its result becomes cancelled)."""
+
+    def notify(self, wake: Callable[[], None]) -> bool:
+        """Call ``wake`` (from any thread; at once if that has already happened) when the attempt
+        finishes, so the runner can sleep until then instead of polling. True when the handle will;
+        the default, False, leaves the runner polling :meth:`poll` every ``poll_interval``. Timeouts
+        need no call: the runner also wakes at :attr:`deadline`."""
+        return False
+
+    @property
+    def deadline(self) -> float | None:
+        """The ``time.monotonic()`` at which :meth:`poll` reports a timeout, or None."""
+        return None
+
+
+class Notifier:
+    """The ``notify`` side of a handle: :meth:`fire` once the attempt is done, from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fired = False
+        self._wake: Callable[[], None] | None = None
+
+    def subscribe(self, wake: Callable[[], None]) -> bool:
+        with self._lock:
+            self._wake, fired = wake, self._fired
+        if fired:
+            wake()
+        return True
+
+    def fire(self) -> None:
+        with self._lock:
+            self._fired, wake = True, self._wake
+        if wake is not None:
+            wake()
 
 
 class Executor(ABC):

@@ -17,7 +17,7 @@ from typing import Any
 from mlharbor.core.recording import recording
 from mlharbor.errors import MlharborError, UserCodeError
 from mlharbor.jobs.context import run_local
-from mlharbor.jobs.executors.base import AttemptHandle, AttemptResult, Executor, Invocation
+from mlharbor.jobs.executors.base import AttemptHandle, AttemptResult, Executor, Invocation, Notifier
 from mlharbor.jobs.states import TaskState
 
 Invoker = Callable[..., dict[str, Any]]  # (kind, target, parameters, work_dir, target_name, principal) -> values
@@ -30,6 +30,7 @@ class _ThreadHandle(AttemptHandle):
         self._result: AttemptResult | None = None
         self._cancelled = False
         self._deadline = None if invocation.timeout_s is None else time.monotonic() + invocation.timeout_s
+        self._done = Notifier()
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"mlharbor-task-{invocation.task_key}-{invocation.attempt}")
         self._thread.start()
@@ -52,6 +53,14 @@ class _ThreadHandle(AttemptHandle):
         result = replace(result, io=io.to_dict())
         if self._result is None:
             self._result = result
+        self._done.fire()
+
+    def notify(self, wake: Callable[[], None]) -> bool:
+        return self._done.subscribe(wake)
+
+    @property
+    def deadline(self) -> float | None:
+        return self._deadline
 
     def poll(self) -> AttemptResult | None:
         if self._result is None and self._cancelled:

@@ -142,6 +142,16 @@ class JobRepository:
         self._session.flush()
         return _task(row)
 
+    def update_tasks(self, run_id: str, updates: builtins.list[tuple[str, dict[str, Any]]]) -> None:
+        """Apply ``(task_key, fields)`` updates in order, as :meth:`update_task` does one, without
+        reading the rows back (one UPDATE each). NotFound for a task the run does not have."""
+        for task_key, fields in updates:
+            values = {"task_values" if key == "values" else key: value for key, value in fields.items()}
+            stmt = (update(TaskRunRow).where(TaskRunRow.run_id == run_id, TaskRunRow.task_key == task_key)
+                    .values(**values).execution_options(synchronize_session=False))
+            if not execute_core(self._session, stmt).rowcount:
+                raise NotFound(f"job run {run_id} has no task {task_key}")
+
     # --- trigger firings ------------------------------------------------------------------------
 
     def job_created_at(self, name: str) -> Any:
