@@ -177,8 +177,9 @@ class JobRunner:
         """Record a run and drive it on a background thread; returns the run as recorded (queued)."""
         state = self._create(job, parameters, trigger)
         state.force = force
+        recorded = state.run  # the thread replaces state.run as the run goes
         self._drive_in_background(state)
-        return state.run
+        return recorded
 
     def _drive_in_background(self, st: _RunState) -> None:
         """Drive ``st`` on a daemon thread. A platform error there (the store went away) must not leave
