@@ -12,7 +12,7 @@ to see it go; read a task's log from a byte offset to follow it.
 
 from __future__ import annotations
 
-import json
+import math
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
@@ -52,18 +52,27 @@ RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="a jo
 TaskKey = Annotated[str, Path(pattern=_KEY, description="a task key of the run's job")]
 
 
-def _finite(value: Any, what: str) -> None:
-    """Python's JSON parser reads NaN and Infinity, which would be stored and then fail every answer."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except ValueError:
-        raise InvalidArgument(f"{what} must hold finite numbers only: NaN and Infinity are not JSON") from None
+def _storable(value: Any, what: str) -> None:
+    """Refuse what JSON parsing lets through but the metadata store or the answers cannot hold: NaN and
+    Infinity (Python's parser reads them; no JSON writer does) and NUL characters (PostgreSQL)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise InvalidArgument(f"{what} must hold finite numbers only: NaN and Infinity are not JSON")
+        if isinstance(item, str) and "\x00" in item:
+            raise InvalidArgument(f"{what} must not contain NUL characters (\\u0000)")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
 
 
 def job_from_definition(body: JobDef) -> Job:
     """The Job a definition describes; InvalidArgument saying what is wrong with it."""
     raw = body.model_dump(exclude_unset=True)  # what was left out takes the Job's own defaults
-    _finite(raw, "a job definition")
+    _storable(raw, "a job definition")
     try:
         return Job.from_dict(raw)
     except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong type reached a constructor
@@ -116,7 +125,7 @@ def start_run(svc: Jobs, name: JobName, body: Annotated[RunIn | None, Body()] = 
     """Start a run of the deployed job and return at once (202) with the run as recorded (queued); the
     server drives it. Unknown parameters or executors are refused before anything is recorded."""
     run = body or RunIn()
-    _finite(run.parameters, "parameters")
+    _storable(run.parameters, "parameters")
     return JobRunOut.of(svc.submit(name, run.parameters, run.executor, run.trigger, run.force))
 
 

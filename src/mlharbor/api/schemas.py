@@ -369,7 +369,8 @@ class RunIn(Body):
     parameters: dict[str, Any] = Field(default_factory=dict, description="job parameters overriding the job's")
     executor: str = Field(default="subprocess", min_length=1, max_length=32,
                           description="where the server runs task attempts: subprocess or in_process")
-    trigger: str = Field(default="manual", min_length=1, max_length=200, description="why the run started")
+    trigger: str = Field(default="manual", min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+                         description="why the run started (a label; no control characters)")
     force: bool = Field(default=False, description="rerun cached tasks (and refresh their cache)")
 
 
