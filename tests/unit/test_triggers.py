@@ -37,7 +37,7 @@ def wait_runs(ws: Workspace, name: str, n: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         runs = ws.jobs.runs(name)
-        if len(runs) >= n and all(r.state != "running" for r in runs):
+        if len(runs) >= n and all(r.state not in ("queued", "running") for r in runs):
             return
         time.sleep(0.05)
     raise AssertionError(f"{name}: runs did not finish")
