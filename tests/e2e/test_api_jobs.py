@@ -183,6 +183,12 @@ def test_deploy_get_list_delete(server: Server) -> None:
     assert r.status_code == 400 and r.json()["error_code"] == "INVALID_ARGUMENT"
     with server.connect() as ws:
         assert ws.jobs.get("nightly") == NIGHTLY  # nothing bad was deployed
+        # a job deployed on the server machine, bigger than anything the routes limit, reads back whole
+        wide = Job("wide", [Task(f"q{i}", TaskKind.SQL, "SELECT 1 -- " + "x" * 100_000) for i in range(1200)],
+                   description="d" * 20_000)
+        server.services.jobs(server.services.auth.authenticate(server.tokens["admin"])).deploy(wide)
+        assert ws.jobs.get("wide") == wide
+        ws.jobs.delete("wide")
 
 
 @pytest.mark.parametrize("executor", ["in_process", "subprocess"])

@@ -123,7 +123,7 @@ def job_fires(svc: Jobs, name: JobName) -> list[FireOut]:
 @router.post("/jobs/{name}/runs", response_model=JobRunOut, status_code=202)
 def start_run(svc: Jobs, name: JobName, body: Annotated[RunIn | None, Body()] = None) -> JobRunOut:
     """Start a run of the deployed job and return at once (202) with the run as recorded (queued); the
-    server drives it. Unknown parameters or executors are refused before anything is recorded."""
+    server drives it. Unknown parameters or executors are refused (400) before a run is recorded."""
     run = body or RunIn()
     _storable(run.parameters, "parameters")
     return JobRunOut.of(svc.submit(name, run.parameters, run.executor, run.trigger, run.force))

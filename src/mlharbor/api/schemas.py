@@ -274,7 +274,8 @@ class WhoAmI(BaseModel):
 # --- jobs ----------------------------------------------------------------------------------------
 # A job definition is ``Job.to_dict()`` (mlharbor.jobs.definitions). These models document and type it;
 # the definition's own checks (``Job.from_dict``) decide the rest. Job and task fields this schema does
-# not list pass through to those checks, which refuse the ones jobs do not know either.
+# not list pass through to those checks, which refuse the ones jobs do not know either. No length limits
+# beyond names and keys: the server answers with these models too, for jobs deployed without it.
 
 
 class DependencyDef(Body):
@@ -288,13 +289,13 @@ class TaskDef(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     key: str = Field(min_length=1, max_length=100, examples=["extract"])
-    kind: str = Field(default="python", max_length=32, description="python, script, sql, notebook, run_job, "
+    kind: str = Field(default="python", description="python, script, sql, notebook, run_job, "
                       "condition, for_each or approval")
-    target: str = Field(default="", max_length=1_000_000, description="module:function, a script or notebook "
+    target: str = Field(default="", description="module:function, a script or notebook "
                         "path under the server's project, SQL, or a job name, by kind")
     parameters: dict[str, Any] = Field(default_factory=dict)
-    depends_on: list[str | DependencyDef] = Field(default_factory=list, max_length=1000)
-    run_if: str = Field(default="all_success", max_length=32, description="all_success, at_least_one_success, "
+    depends_on: list[str | DependencyDef] = Field(default_factory=list)
+    run_if: str = Field(default="all_success", description="all_success, at_least_one_success, "
                         "none_failed, all_done, at_least_one_failed or all_failed")
     max_retries: int = 0
     min_retry_interval_s: float = 0.0
@@ -302,7 +303,7 @@ class TaskDef(BaseModel):
     timeout_s: float | None = None
     cache: bool = False
     cache_ttl_s: float | None = None
-    cache_inputs: list[str] = Field(default_factory=list, max_length=1000)
+    cache_inputs: list[str] = Field(default_factory=list)
     concurrency: int = 1
     nested: TaskDef | None = Field(default=None, description="for_each: the task run once per input")
 
@@ -310,10 +311,10 @@ class TaskDef(BaseModel):
 class ScheduleDef(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    cron: str = Field(max_length=200, examples=["0 3 * * *"])
-    timezone: str = Field(default="UTC", max_length=100)
+    cron: str = Field(examples=["0 3 * * *"])
+    timezone: str = "UTC"
     paused: bool = False
-    catch_up: str = Field(default="latest", max_length=16, description="latest, all or none")
+    catch_up: str = Field(default="latest", description="latest, all or none")
     max_catch_up: int = 100
 
 
@@ -321,8 +322,8 @@ class TableUpdateDef(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     kind: Literal["table_update"]
-    tables: list[str] = Field(max_length=1000)
-    condition: str = Field(default="any", max_length=8, description="any or all")
+    tables: list[str]
+    condition: str = Field(default="any", description="any or all")
     debounce_s: float = 0.0
 
 
@@ -330,17 +331,16 @@ class ModelEventDef(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     kind: Literal["model_event"]
-    model: str = Field(max_length=300)
-    events: list[str] = Field(default_factory=lambda: ["model_version.registered", "model_alias.changed"],
-                              max_length=100)
+    model: str
+    events: list[str] = Field(default_factory=lambda: ["model_version.registered", "model_alias.changed"])
 
 
 class JobCompletionDef(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     kind: Literal["job_completion"]
-    job: str = Field(max_length=100)
-    states: list[str] = Field(default_factory=lambda: ["succeeded"], max_length=10)
+    job: str
+    states: list[str] = Field(default_factory=lambda: ["succeeded"])
 
 
 class JobDef(BaseModel):
@@ -350,12 +350,12 @@ class JobDef(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str = Field(min_length=1, max_length=100, examples=["nightly"])
-    tasks: list[TaskDef] = Field(max_length=1000)
+    tasks: list[TaskDef]
     parameters: dict[str, Any] = Field(default_factory=dict, description="defaults that a run may override")
     max_concurrent_runs: int = 1
     timeout_s: float | None = None
     tags: dict[str, str] = Field(default_factory=dict)
-    description: str = Field(default="", max_length=10_000)
+    description: str = ""
     schedule: ScheduleDef | None = None
     trigger: Annotated[TableUpdateDef | ModelEventDef | JobCompletionDef, Field(discriminator="kind")] | None = None
 

@@ -112,7 +112,7 @@ class JobService:
                trigger: str = "manual", force: bool = False) -> JobRunInfo:
         """Start a run like ``run`` but return at once with the run as recorded (queued); a thread of
         this process drives it (``get_run`` shows how it goes, ``cancel`` stops it). Bad parameters or
-        an unknown executor are refused here, before anything is recorded."""
+        an unknown executor are refused here, before a run is recorded."""
         definition = self.get(job) if isinstance(job, str) else job
         self._authorize(Permission.WRITE, "job.run", f"job:{definition.name}")
         runner = self._runner(executor)
