@@ -27,6 +27,7 @@ from mlharbor.lineage.service import LineageService
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from mlharbor.client.jobs import RestJobs
     from mlharbor.client.models import RestModels
     from mlharbor.client.tracking import RestTracking
     from mlharbor.evaluation import EvaluationResult
@@ -138,12 +139,13 @@ class Services:
 class Workspace:
     """An mlharbor workspace: ``ws.tables``, ``ws.sql()``, ``ws.features`` (feature tables, training
     sets), ``ws.tracking`` (MLflow runs with lineage), ``ws.models`` (logging, loading, registry
-    workflow), ``ws.access`` (principals, grants, tokens, audit)."""
+    workflow), ``ws.jobs`` (job definitions and runs), ``ws.access`` (principals, grants, tokens, audit)."""
 
     def __init__(self, tables: Tables, access: Access, features: FeatureStore, settings: Settings | None = None,
                  services: Services | None = None, actor: Actor | None = None,
                  url: str | None = None, on_close: Callable[[], None] | None = None,
-                 models: RestModels | None = None, tracking: RestTracking | None = None) -> None:
+                 models: RestModels | None = None, tracking: RestTracking | None = None,
+                 jobs: RestJobs | None = None) -> None:
         self.tables = tables
         self.access = access
         self.features = features
@@ -154,6 +156,7 @@ class Workspace:
         self._on_close = on_close
         self._models = models
         self._tracking = tracking
+        self._jobs = jobs
 
     @classmethod
     def open(cls, path: str | Path | None = None, target: str | None = None,
@@ -183,14 +186,14 @@ class Workspace:
     @classmethod
     def connect(cls, url: str, token: str | None = None, timeout: float = 60.0) -> Workspace:
         """Use a ``mlharbor server`` at ``url`` with an API token (default: ``$MLHARBOR_TOKEN``)."""
-        from mlharbor.client import RestAccess, RestClient, RestFunctions, RestModels, RestOnline, RestTables
+        from mlharbor.client import RestAccess, RestClient, RestFunctions, RestJobs, RestModels, RestOnline, RestTables
         from mlharbor.client.tracking import RestTracking
 
         client = RestClient(url, token=token, timeout=timeout)
         tables = Tables(RestTables(client))
         features = FeatureStore(tables, RestFunctions(client), RestOnline(client))
         return cls(tables, RestAccess(client), features, url=url, on_close=client.close, models=RestModels(client),
-                   tracking=RestTracking(client))
+                   tracking=RestTracking(client), jobs=RestJobs(client))
 
     @property
     def services(self) -> Services:
@@ -206,8 +209,11 @@ class Workspace:
         return self.services.tracking(self._local_actor())
 
     @property
-    def jobs(self) -> JobService:
-        """Job definitions and runs: deploy, run, runs, logs, repair (see :mod:`mlharbor.jobs`)."""
+    def jobs(self) -> JobService | RestJobs:
+        """Job definitions and runs: deploy, run, runs, logs, repair (see :mod:`mlharbor.jobs`); on a
+        connected workspace the server drives the runs."""
+        if self._jobs is not None:
+            return self._jobs
         return self.services.jobs(self._local_actor())
 
     @property
@@ -238,7 +244,7 @@ class Workspace:
 
     def _local_actor(self) -> Actor:
         if self.actor is None:
-            raise InvalidArgument("evaluation and jobs are not available through Workspace.connect yet; "
+            raise InvalidArgument("evaluation is not available through Workspace.connect yet; "
                                   "open the workspace directly (Workspace.open) or use MLflow's own client")
         return self.actor
 

@@ -7,9 +7,11 @@ Every operation of the spec is called in-process (ASGI) with generated valid and
 * without a token, with an unknown one or with another scheme: always 401.
 
 Generated names rarely name a real object, so the hooks below swap in, half of the time, names of
-seeded tables, principals and tokens, and hand-picked filters, SQL and row bodies; a test then
-sends each hand-picked input once. The fuzzer changes state (it drops tables, deactivates the
-admin, revokes tokens), so :meth:`Harness.restore` puts the seed back before every case.
+seeded tables, principals, tokens, jobs, job runs and tasks, and hand-picked filters, SQL, row
+bodies, job definitions and run requests; a test then sends each hand-picked input once. The
+fuzzer changes state (it drops tables, deactivates the admin, revokes tokens, replaces or deletes
+the job), so :meth:`Harness.restore` puts the seed back before every case. The seeded job has one
+condition task: its runs (which the server drives on threads) start no process and end at once.
 
 Runs are reproducible (``derandomize``, no example database). ``MLHARBOR_FUZZ_EXAMPLES=500``
 runs a longer, randomised search locally.
@@ -45,6 +47,8 @@ from mlharbor.core.actors import Actor
 from mlharbor.core.clock import utcnow
 from mlharbor.core.entities import Environment, Grant, Role
 from mlharbor.errors import Unauthenticated
+from mlharbor.jobs import Job
+from mlharbor.jobs.service import JobService
 from mlharbor.workspace import Services
 
 pytestmark = pytest.mark.e2e
@@ -95,6 +99,44 @@ ROWS = (
     [{"trip_id": 1}, {"trip_id": "x"}], [{"nested": {"a": [1, 2]}}], [{"": 1}], [{"trip_id": 1.5}], [],
 )
 SOURCES = ('{"dev.raw.trips": 0}', '{"dev.raw.trips": 99}', '{"dev.raw.nope": 0}', "[1]", '{"x": "y"}')
+
+JOB = "nightly"
+CHECK = {"key": "check", "kind": "condition", "parameters": {"left": "{{job.parameters.x}}", "op": ">", "right": 1}}
+SEED_JOB = {"name": JOB, "tasks": [CHECK], "parameters": {"x": 2}, "max_concurrent_runs": 1000}
+RUN_IDS: list[str] = []  # a succeeded run (with a log file) and a failed one; filled in by the fixture
+TASK_KEYS = ("check", "nope")
+LOG_TEXT = "héllo\n" * 10  # multi-byte characters, so offsets fall inside them
+DEFINITIONS = (
+    SEED_JOB, {**SEED_JOB, "description": "changed", "tags": {"team": "x"}}, {"name": JOB, "tasks": []},
+    {"name": JOB, "tasks": [{**CHECK, "depends_on": ["check"]}]},
+    {"name": JOB, "tasks": [{**CHECK, "depends_on": [{"task": "nope", "outcome": "true"}]}]},
+    {"name": JOB, "tasks": [CHECK, {"key": "b", "target": "m:f",
+                                    "depends_on": [{"task": "check", "outcome": "true"}]}]},
+    {"name": JOB, "tasks": [{"key": "a", "kind": "teleport"}]}, {"name": JOB, "tasks": [{"key": "a", "target": "x"}]},
+    {"name": JOB, "tasks": [{"key": "a", "target": "m:f", "colour": 1}]}, {**SEED_JOB, "colour": 1},
+    {"name": JOB, "tasks": [{"key": "a", "target": "m:f", "max_retries": 2**70, "timeout_s": -1}]},
+    {"name": JOB, "tasks": [{"key": "a", "target": "m:f", "retry_backoff": 1e308, "min_retry_interval_s": 1e308}]},
+    {"name": JOB, "tasks": [{"key": "a", "target": "m:f", "cache": True, "cache_inputs": ["dev.raw.trips"]}]},
+    {"name": JOB, "tasks": [{"key": "a", "kind": "for_each", "parameters": {"inputs": [1, 2]}, "concurrency": 0,
+                             "nested": {"key": "n", "target": "m:f", "nested": {"key": "m", "target": "m:f"}}}]},
+    {"name": JOB, "tasks": [{"key": "a", "kind": "approval"}]}, {"name": JOB, "tasks": [{"key": "a", "kind": "sql"}]},
+    {**SEED_JOB, "schedule": {"cron": "0 3 * * *", "timezone": "Europe/Paris"}},
+    {**SEED_JOB, "schedule": {"cron": "61 * * * *"}},
+    {**SEED_JOB, "schedule": {"cron": "* * * * *", "timezone": "Mars"}},
+    {**SEED_JOB, "schedule": {"cron": "* * * * *", "catch_up": "maybe", "max_catch_up": 0}},
+    {**SEED_JOB, "trigger": {"kind": "table_update", "tables": ["dev.raw.trips"], "debounce_s": -1}},
+    {**SEED_JOB, "trigger": {"kind": "table_update", "tables": []}},
+    {**SEED_JOB, "trigger": {"kind": "model_event", "model": "dev.ml.churn", "events": ["nope"]}},
+    {**SEED_JOB, "trigger": {"kind": "job_completion", "job": JOB, "states": ["running"]}},
+    {**SEED_JOB, "parameters": {"x": "\x00"}}, {**SEED_JOB, "max_concurrent_runs": 0, "timeout_s": 0},
+    {**SEED_JOB, "tasks": [{**CHECK, "parameters": {"left": "{{tasks.nope.values.x}}", "op": "==", "right": 1}}]},
+    {**SEED_JOB, "name": "other"},
+)
+RUN_BODIES = (
+    {}, {"parameters": {"x": 5}}, {"parameters": {"x": "a"}}, {"parameters": {"nope": 1}}, {"parameters": {"x": 2**70}},
+    {"parameters": {"x": "\x00"}}, {"executor": "in_process", "force": True}, {"executor": "ray"},
+    {"trigger": "schedule:2020-01-01"}, {"trigger": "\x00"},
+)
 
 
 def _odd_tables() -> list[pa.Table]:
@@ -150,7 +192,7 @@ class Harness:
         return {"Authorization": f"Bearer {self.token}"}
 
     def restore(self) -> None:
-        """Put back what earlier cases changed: principals, the admin's grants and token, the tables."""
+        """Put back what earlier cases changed: principals, the admin's grants and token, the tables, the job."""
         auth, store = self.services.auth, self.services.store
         with store.transaction() as tx:
             for name in PRINCIPALS:
@@ -170,6 +212,7 @@ class Harness:
                 missing = tx.tables.find(name) is None
             if missing:
                 tables.write(name, TRIPS)
+        JobService(self.services.catalog, actor).deploy(Job.from_dict(SEED_JOB))
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +227,15 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     REVOCABLE_TOKEN_IDS[:] = [revocable.id]
     h = Harness(services, create_app(services=services), token)
     h.restore()
+    jobs = services.jobs(admin)
+    succeeded, failed = jobs.run(JOB), jobs.run(JOB, {"x": "a"})  # "a" > 1 cannot be decided
+    assert (succeeded.state, failed.state) == ("succeeded", "failed")
+    log = jobs.log_root / succeeded.id / "check-attempt1.stdout.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(LOG_TEXT)
+    with services.store.transaction() as tx:
+        tx.jobs.update_task(succeeded.id, "check", log_paths=[str(log)])
+    RUN_IDS[:] = [succeeded.id, failed.id]
     yield h
     services.close()
 
@@ -217,8 +269,13 @@ def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any] | None
         return st.just(path_parameters)
     real: dict[str, st.SearchStrategy[Any]] = {}
     if "name" in path_parameters:
-        principals = context.operation.path.startswith("/api/v1/principals")
-        real["name"] = st.sampled_from(PRINCIPALS if principals else TABLES)
+        path = context.operation.path
+        real["name"] = st.sampled_from(PRINCIPALS if path.startswith("/api/v1/principals") else
+                                       (JOB,) if path.startswith("/api/v1/jobs/") else TABLES)
+    if "run_id" in path_parameters:
+        real["run_id"] = st.sampled_from(RUN_IDS)
+    if "task_key" in path_parameters:
+        real["task_key"] = st.sampled_from(TASK_KEYS)
     if "principal" in path_parameters:
         real["principal"] = st.sampled_from(PRINCIPALS)
     if "token_id" in path_parameters:
@@ -242,6 +299,10 @@ def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
         return _half_real(body, {"query": st.sampled_from(QUERIES)})
     if path.endswith("/rows") and isinstance(body, list):
         return st.one_of(st.just(body), st.sampled_from(ROWS))
+    if path == "/api/v1/jobs/{name}" and context.operation.method.upper() == "PUT":
+        return st.one_of(st.just(body), st.sampled_from(DEFINITIONS))
+    if path == "/api/v1/jobs/{name}/runs":
+        return st.one_of(st.just(body), st.sampled_from(RUN_BODIES))
     return st.just(body)
 
 
@@ -375,6 +436,24 @@ def _hand_picked() -> list[Any]:
     )]
     cases += [_param("GET", "/api/v1/tables", {}, q, None)
               for q in ({"catalog": "\x00"}, {"catalog": "%", "schema": "_"})]
+    job = {"name": JOB}
+    cases += [_param("PUT", "/api/v1/jobs/{name}", job, {}, body) for body in DEFINITIONS]
+    cases += [_param("POST", "/api/v1/jobs/{name}/runs", job, {}, body) for body in RUN_BODIES]
+    cases += [_param(method, path, {"name": name}, {}, None)
+              for name in (JOB, "nope", "-x", "x" * 101)
+              for method, path in (("GET", "/api/v1/jobs/{name}"), ("DELETE", "/api/v1/jobs/{name}"),
+                                   ("GET", "/api/v1/jobs/{name}/fires"), ("POST", "/api/v1/jobs/{name}/runs"))]
+    cases += [_param("GET", "/api/v1/job-runs", {}, q, None)
+              for q in ({"job": JOB, "limit": 1}, {"job": "\x00"}, {"job": "%"}, {"limit": 1000})]
+    logs = "/api/v1/job-runs/{run_id}/tasks/{task_key}/logs"
+    cases += [_param("GET", logs, {"run_id": "", "task_key": "check"}, q, None)  # the run id is set in the test
+              for q in ({}, {"offset": 0}, {"offset": 1, "limit": 1}, {"offset": 2, "limit": 2}, {"limit": 3},
+                        {"offset": 2**63 - 1}, {"stream": "stderr", "offset": 0})]
+    cases += [_param(method, path, {"run_id": run_id}, {}, body) for run_id in ("", "nope", "a" * 64)
+              for method, path, body in (("GET", "/api/v1/job-runs/{run_id}", None),
+                                         ("POST", "/api/v1/job-runs/{run_id}/cancel", None),
+                                         ("POST", "/api/v1/job-runs/{run_id}/repair", {"executor": "in_process"}),
+                                         ("POST", "/api/v1/job-runs/{run_id}/repair", {"executor": "\x00"}))]
     return cases
 
 
@@ -383,6 +462,8 @@ def test_hand_picked_inputs_never_fail_and_conform(
     harness: Harness, method: str, path: str, path_parameters: dict[str, Any], query: dict[str, Any], body: Any
 ) -> None:
     harness.restore()
+    if path_parameters.get("run_id") == "":  # the seeded run, created by the fixture after collection
+        path_parameters = {**path_parameters, "run_id": RUN_IDS[0]}
     case = _case(path, method, path_parameters, query, body)
     response = case.call(headers=harness.headers(), app=harness.app)
     case.validate_response(response, checks=CHECKS, headers=harness.headers())

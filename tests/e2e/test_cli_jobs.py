@@ -1,5 +1,6 @@
-"""``mlharbor jobs`` end to end, and a runner killed with SIGKILL mid-task: recovered as a lost worker,
-then repaired without rerunning what succeeded."""
+"""``mlharbor jobs`` end to end, locally and through ``mlharbor server`` (which then drives the runs), and
+a runner killed with SIGKILL mid-task: recovered as a lost worker, then repaired without rerunning what
+succeeded."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,8 +45,10 @@ def extract(rows: int = 3):
 @task(retries=0)
 def train(rows: int):
     bump("train.count")
+    print("training", flush=True)
     while not (HERE / "go").exists():
         time.sleep(0.1)
+    print("trained")
     return {"score": rows / 10}
 
 
@@ -53,10 +58,14 @@ job = Job("nightly", [extract.task(parameters={"rows": "{{job.parameters.rows}}"
 '''
 
 
-def cli(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLHARBOR_")} | {"COLUMNS": "200"}
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("MLHARBOR_")} | {"COLUMNS": "200"} | (extra or {})
+
+
+def cli(project: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([sys.executable, "-m", "mlharbor.cli", "-C", str(project), *args], capture_output=True,
-                          text=True, timeout=300, env=env, check=False)
+                          text=True, timeout=300, env=_env(env), check=False)
     if check:
         assert proc.returncode == 0, proc.stderr + proc.stdout
     return proc
@@ -76,6 +85,7 @@ def test_deploy_run_show_logs(project: Path) -> None:
     assert out["state"] == "succeeded" and out["parameters"] == {"rows": 20}
     assert {t["task_key"]: t["values"] for t in out["tasks"]} == {"extract": {"rows": 20}, "train": {"score": 2.0}}
     assert "extracted 20 rows" in cli(project, "jobs", "logs", out["id"], "extract").stdout
+    assert cli(project, "jobs", "logs", out["id"], "extract", "--follow").stdout == "extracted 20 rows\n"  # ended
     runs = json.loads(cli(project, "jobs", "runs", "nightly", "--json").stdout)
     assert [r["id"] for r in runs] == [out["id"]]
     assert json.loads(cli(project, "jobs", "ls", "--json").stdout) == ["nightly"]
@@ -125,3 +135,42 @@ def test_sigkill_of_the_runner_then_repair(project: Path) -> None:
         assert (project / "extract.count").read_text() == "1"  # succeeded tasks are not rerun
         train = next(t for t in ws.jobs.task_runs(run_id) if t.task_key == "train")
         assert train.values == {"score": 0.7} and train.attempts == 2
+
+
+def test_jobs_through_the_server(project: Path, server_factory: Any) -> None:
+    with server_factory(project) as server:
+        env = {"MLHARBOR_URL": server["url"], "MLHARBOR_TOKEN": server["token"]}
+        deployed = cli(project, "jobs", "deploy", "pipelines:job", env=env).stderr
+        assert f"deployed nightly to server {server['url']}" in deployed
+        assert json.loads(cli(project, "jobs", "ls", "--json", env=env).stdout) == ["nightly"]
+        run_id = cli(project, "jobs", "run", "nightly", "--param", "rows=5", "--no-wait", env=env).stdout.strip()
+        follow = subprocess.Popen([sys.executable, "-m", "mlharbor.cli", "-C", str(project), "jobs", "logs", run_id,
+                                   "train", "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=_env(env))
+        watchdog = threading.Timer(120, follow.kill)
+        watchdog.start()
+        try:
+            assert follow.stdout is not None
+            assert follow.stdout.readline() == "training\n"  # streamed while the task waits
+            assert follow.poll() is None
+            (project / "go").touch()
+            out, err = follow.communicate(timeout=120)
+        finally:
+            watchdog.cancel()
+        assert follow.returncode == 0 and out == "trained\n", err
+        shown = json.loads(cli(project, "jobs", "show", run_id, "--json", env=env).stdout)
+        assert {t["task_key"]: t["values"] for t in shown["tasks"]} == {"extract": {"rows": 5}, "train": {"score": 0.5}}
+        assert shown["parameters"] == {"rows": 5} and shown["created_by"] == "admin"
+
+        out = json.loads(cli(project, "jobs", "run", "nightly", "--param", "rows=20", "--executor", "in_process",
+                             "--json", env=env).stdout)
+        assert out["state"] == "succeeded" and out["tasks"][1]["values"] == {"score": 2.0}
+        assert cli(project, "jobs", "logs", run_id, "extract", env=env).stdout == "extracted 5 rows\n"
+        assert [r["id"] for r in json.loads(cli(project, "jobs", "runs", "nightly", "--json", env=env).stdout)] == [
+            out["id"], run_id]
+        bad = cli(project, "jobs", "run", "nightly", "--param", "nope=1", env=env, check=False)
+        assert bad.returncode == 1 and bad.stderr.startswith("error: job nightly has no parameters ['nope']")
+        local = cli(project, "jobs", "run", "nightly", "--no-wait", check=False)
+        assert local.returncode == 1 and "--no-wait needs a server" in local.stderr
+        denied = cli(project, "jobs", "run", "nightly", env={**env, "MLHARBOR_TOKEN": "mlh_wrong"}, check=False)
+        assert denied.returncode == 1 and denied.stderr.startswith("error: ")

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from mlharbor import __version__
-from mlharbor.api import routes_auth, routes_features, routes_models, routes_tables
+from mlharbor.api import routes_auth, routes_features, routes_jobs, routes_models, routes_tables
 from mlharbor.api.errors import install_error_handlers
 from mlharbor.api.middleware import OPEN_PATHS, TokenAuthMiddleware
 from mlharbor.api.mlflow_gate import MlflowGate
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(routes_auth.router)
     app.include_router(routes_features.router)
     app.include_router(routes_models.router)
+    app.include_router(routes_jobs.router)
     # MLflow's REST API (plain mlflow clients) sits behind the same authentication: the token
     # middleware is added last, so it runs first
     app.add_middleware(MlflowGate, services=services)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -11,9 +12,12 @@ from mlharbor.core.entities import (
     ApiToken,
     AuditEntry,
     Grant,
+    JobRunInfo,
     LineageEdge,
     Principal,
     TableInfo,
+    TaskLog,
+    TaskRunInfo,
 )
 
 # Versions and ids are signed 64-bit in Delta logs and in the metadata store (SQLite INTEGER, BIGINT).
@@ -265,3 +269,185 @@ class LineageEdgeOut(BaseModel):
 class WhoAmI(BaseModel):
     principal: str
     roles: dict[str, str]
+
+
+# --- jobs ----------------------------------------------------------------------------------------
+# A job definition is ``Job.to_dict()`` (mlharbor.jobs.definitions). These models document and type it;
+# the definition's own checks (``Job.from_dict``) decide the rest. Job and task fields this schema does
+# not list pass through to those checks, which refuse the ones jobs do not know either. No length limits
+# beyond names and keys: the server answers with these models too, for jobs deployed without it.
+
+
+class DependencyDef(Body):
+    task: str = Field(min_length=1, max_length=100, description="an upstream task's key")
+    outcome: Literal["true", "false"] | None = Field(default=None, description="follow one branch of a condition")
+
+
+class TaskDef(BaseModel):
+    """A task of a job definition (``Task.to_dict()``); fields left out take the task's defaults."""
+
+    model_config = ConfigDict(extra="allow")
+
+    key: str = Field(min_length=1, max_length=100, examples=["extract"])
+    kind: str = Field(default="python", description="python, script, sql, notebook, run_job, "
+                      "condition, for_each or approval")
+    target: str = Field(default="", description="module:function, a script or notebook "
+                        "path under the server's project, SQL, or a job name, by kind")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str | DependencyDef] = Field(default_factory=list)
+    run_if: str = Field(default="all_success", description="all_success, at_least_one_success, "
+                        "none_failed, all_done, at_least_one_failed or all_failed")
+    max_retries: int = 0
+    min_retry_interval_s: float = 0.0
+    retry_backoff: float = 2.0
+    timeout_s: float | None = None
+    cache: bool = False
+    cache_ttl_s: float | None = None
+    cache_inputs: list[str] = Field(default_factory=list)
+    concurrency: int = 1
+    nested: TaskDef | None = Field(default=None, description="for_each: the task run once per input")
+
+
+class ScheduleDef(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    cron: str = Field(examples=["0 3 * * *"])
+    timezone: str = "UTC"
+    paused: bool = False
+    catch_up: str = Field(default="latest", description="latest, all or none")
+    max_catch_up: int = 100
+
+
+class TableUpdateDef(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["table_update"]
+    tables: list[str]
+    condition: str = Field(default="any", description="any or all")
+    debounce_s: float = 0.0
+
+
+class ModelEventDef(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["model_event"]
+    model: str
+    events: list[str] = Field(default_factory=lambda: ["model_version.registered", "model_alias.changed"])
+
+
+class JobCompletionDef(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["job_completion"]
+    job: str
+    states: list[str] = Field(default_factory=lambda: ["succeeded"])
+
+
+class JobDef(BaseModel):
+    """A job definition (``Job.to_dict()``): a DAG of tasks with job parameters; fields left out take the
+    job's defaults."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=100, examples=["nightly"])
+    tasks: list[TaskDef]
+    parameters: dict[str, Any] = Field(default_factory=dict, description="defaults that a run may override")
+    max_concurrent_runs: int = 1
+    timeout_s: float | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+    schedule: ScheduleDef | None = None
+    trigger: Annotated[TableUpdateDef | ModelEventDef | JobCompletionDef, Field(discriminator="kind")] | None = None
+
+
+class JobDeployed(BaseModel):
+    name: str
+    changed: bool = Field(description="false when the same definition was deployed already")
+
+
+class RunIn(Body):
+    parameters: dict[str, Any] = Field(default_factory=dict, description="job parameters overriding the job's")
+    executor: str = Field(default="subprocess", min_length=1, max_length=32,
+                          description="where the server runs task attempts: subprocess or in_process")
+    trigger: str = Field(default="manual", min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+                         description="why the run started (a label; no control characters)")
+    force: bool = Field(default=False, description="rerun cached tasks (and refresh their cache)")
+
+
+class RepairIn(Body):
+    executor: str = Field(default="subprocess", min_length=1, max_length=32)
+
+
+class JobRunOut(BaseModel):
+    id: str
+    job_name: str
+    state: str = Field(description="queued, running, succeeded, failed, cancelled or timed_out")
+    parameters: dict[str, Any]
+    trigger: str
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    message: str
+    repairs: int
+    owner: str = Field(description="host:pid of the runner driving the run")
+    heartbeat_at: datetime | None
+    cancel_requested: bool
+    definition: JobDef | None = Field(default=None, description="the definition the run ran with; only in "
+                                      "GET /job-runs/{run_id}")
+
+    @classmethod
+    def of(cls, r: JobRunInfo, definition: bool = False) -> JobRunOut:
+        return cls(id=r.id, job_name=r.job_name, state=r.state, parameters=r.parameters, trigger=r.trigger,
+                   created_by=r.created_by, created_at=r.created_at, started_at=r.started_at, ended_at=r.ended_at,
+                   message=r.message, repairs=r.repairs, owner=r.owner, heartbeat_at=r.heartbeat_at,
+                   cancel_requested=r.cancel_requested,
+                   definition=JobDef.model_validate(r.definition) if definition else None)
+
+
+class TaskRunOut(BaseModel):
+    run_id: str
+    task_key: str
+    state: str
+    attempts: int
+    values: dict[str, Any]
+    error: str
+    log_paths: list[str] = Field(description="the last attempt's log files on the server")
+    started_at: datetime | None
+    ended_at: datetime | None
+    cached_from: str | None = Field(description="the run whose cached result the task reused")
+
+    @classmethod
+    def of(cls, t: TaskRunInfo) -> TaskRunOut:
+        return cls(run_id=t.run_id, task_key=t.task_key, state=t.state, attempts=t.attempts, values=t.values,
+                   error=t.error, log_paths=list(t.log_paths), started_at=t.started_at, ended_at=t.ended_at,
+                   cached_from=t.cached_from)
+
+
+class JobRunDetail(JobRunOut):
+    tasks: list[TaskRunOut]
+
+
+class TaskLogOut(BaseModel):
+    """A piece of a task's log; read on from ``next_offset`` until ``complete`` and ``next_offset == size``."""
+
+    run_id: str
+    task_key: str
+    stream: str
+    attempt: int = Field(description="the attempt whose log this is; a retry starts a new log")
+    offset: int
+    next_offset: int
+    size: int = Field(description="bytes in the log when it was read")
+    text: str
+    task_state: str
+    complete: bool = Field(description="the task had finished: the log will not grow")
+
+    @classmethod
+    def of(cls, log: TaskLog) -> TaskLogOut:
+        return cls(**dataclasses.asdict(log))
+
+
+class FireOut(BaseModel):
+    fire_key: str
+    fire_time: datetime
+    run_id: str | None

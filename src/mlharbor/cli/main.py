@@ -40,9 +40,9 @@ HELP = (
     "Commands act on the workspace of the current directory: the nearest mlharbor.toml at or "
     "above it, or else the embedded default under ./.mlharbor. Use -C PATH to act on another "
     "project, and -t TARGET (or MLHARBOR_TARGET) to pick a target: dev, staging, prod, ...\n\n"
-    "Remote use: when MLHARBOR_URL is set (or --url is given), the tables, users, tokens, grants, "
-    "audit and whoami commands go through that mlharbor server, authenticated by the API token "
-    "in MLHARBOR_TOKEN."
+    "Remote use: when MLHARBOR_URL is set (or --url is given), the tables, jobs (except recover), users, "
+    "tokens, grants, audit and whoami commands go through that mlharbor server, authenticated by the "
+    "API token in MLHARBOR_TOKEN."
 )
 
 def _debug_from_env() -> bool:

@@ -330,3 +330,23 @@ class TaskRunInfo:
     ended_at: datetime | None = None
     cached_from: str | None = None  # the run whose cached result this task reused
     io: dict[str, Any] = field(default_factory=dict)  # {"read"|"written": {table: version}, "mlflow_runs": [ids]}
+
+
+@dataclass(frozen=True)
+class TaskLog:
+    """A piece of the stdout or stderr of a task's latest attempt: ``text`` is bytes ``offset`` to
+    ``next_offset`` of the log file, which held ``size`` bytes when it was read (cut where a UTF-8
+    character ends). ``complete``: the task had finished (state ``task_state``) before the file was
+    read, so the log will not grow. Following a log is reading from ``next_offset`` until it is
+    complete and ``next_offset == size``; a retry starts a new file (``attempt`` changes)."""
+
+    run_id: str
+    task_key: str
+    stream: str  # stdout or stderr
+    attempt: int
+    offset: int
+    next_offset: int
+    size: int
+    text: str
+    task_state: str
+    complete: bool

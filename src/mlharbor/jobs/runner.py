@@ -18,6 +18,7 @@ cancel request or to send a heartbeat — only attempts that cannot notify are p
 from __future__ import annotations
 
 import json
+import logging
 import operator
 import os
 import socket
@@ -42,6 +43,7 @@ from mlharbor.jobs.templating import RenderContext, render
 if TYPE_CHECKING:
     from mlharbor.meta import MetadataStore
 
+_log = logging.getLogger("mlharbor.jobs")
 _OPS: dict[str, Callable[[Any, Any], bool]] = {"==": operator.eq, "!=": operator.ne, ">": operator.gt,
                                                ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
@@ -223,14 +225,39 @@ class JobRunner:
         state.force = force
         return self._loop(state)
 
-    def submit(self, job: Job, parameters: dict[str, Any] | None = None, trigger: str = "manual") -> JobRunInfo:
-        """Record a run and drive it on a background thread; returns the run as recorded (running)."""
+    def submit(self, job: Job, parameters: dict[str, Any] | None = None, trigger: str = "manual",
+               force: bool = False) -> JobRunInfo:
+        """Record a run and drive it on a background thread; returns the run as recorded (queued)."""
         state = self._create(job, parameters, trigger)
-        thread = threading.Thread(target=self._loop, args=(state,), daemon=True, name=f"mlharbor-run-{state.run.id}")
+        state.force = force
+        recorded = state.run  # the thread replaces state.run as the run goes
+        self._drive_in_background(state)
+        return recorded
+
+    def _drive_in_background(self, st: _RunState) -> None:
+        """Drive ``st`` on a daemon thread. A platform error there (the store went away) must not leave
+        the run ``running`` while this process lives on: it is marked failed, so it can be repaired."""
+        def drive() -> None:
+            try:
+                self._loop(st)
+            except Exception as exc:  # the thread has no caller to raise to
+                _log.exception("job run %s stopped on an error", st.run.id)
+                message = f"the runner stopped on an error: {exc}"[-4000:]
+                try:
+                    with self._store.transaction() as tx:
+                        for key, state in st.states.items():
+                            if state not in TERMINAL:
+                                tx.jobs.update_task(st.run.id, key, state=TaskState.FAILED.value, error=message,
+                                                    ended_at=utcnow())
+                        tx.jobs.update_run(st.run.id, state=JobRunState.FAILED.value, ended_at=utcnow(),
+                                           message=message)
+                except Exception:
+                    _log.exception("could not mark job run %s failed; `mlharbor jobs recover` will", st.run.id)
+
+        thread = threading.Thread(target=drive, daemon=True, name=f"mlharbor-run-{st.run.id}")
         with self._threads_lock:
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
-        return state.run
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the runs started by ``submit`` to finish; False if some still run at ``timeout``."""
@@ -253,9 +280,10 @@ class JobRunner:
             tx.jobs.add_run(info, [t.key for t in job.tasks])
         return _RunState(job, info, {t.key: TaskState.PENDING for t in job.tasks}, {}, {})
 
-    def repair(self, run_id: str) -> JobRunInfo:
+    def repair(self, run_id: str, wait: bool = True) -> JobRunInfo:
         """Rerun the failed, timed-out, upstream-failed and cancelled tasks of a finished run, and every
-        task downstream of them, in the same run; succeeded tasks keep their results and values."""
+        task downstream of them, in the same run; succeeded tasks keep their results and values.
+        ``wait=False`` returns the run as restarted (running) and drives it on a background thread."""
         with self._store.transaction() as tx:
             info = tx.jobs.get_run(run_id)
             tasks = {t.task_key: t for t in tx.jobs.task_runs(run_id)}
@@ -275,6 +303,9 @@ class JobRunner:
                                       repairs=info.repairs + 1, owner=runner_identity(), heartbeat_at=utcnow(),
                                       cancel_requested=False)
         state = _RunState(job, info, states, values, {k: tasks[k].attempts for k in tasks})
+        if not wait:
+            self._drive_in_background(state)
+            return info
         return self._loop(state)
 
     # --- the loop ------------------------------------------------------------------------------

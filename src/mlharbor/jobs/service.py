@@ -4,22 +4,25 @@ Jobs belong to the workspace target's environment: deploying, running and repair
 there, reading ``read``. Runs are driven by a :class:`mlharbor.jobs.runner.JobRunner` in the calling
 process (the scheduler will drive triggered runs); task attempts run in subprocesses by default
 (``executor="in_process"`` for debugging). Logs of subprocess attempts are kept under
-``<home>/job-logs/<run id>/``.
+``<home>/job-logs/<run id>/``. ``submit`` (and ``run``/``repair`` with ``wait=False``) return at once
+and drive the run on a thread of this process: how ``mlharbor server`` runs jobs for its clients.
 """
 
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlharbor.auth.audit import record
 from mlharbor.auth.policy import Permission
-from mlharbor.core.entities import JobRunInfo, TaskRunInfo
+from mlharbor.core.entities import JobRunInfo, TaskLog, TaskRunInfo
 from mlharbor.errors import Conflict, InvalidArgument, NotFound
 from mlharbor.jobs.definitions import Job, replace_job
 from mlharbor.jobs.executors import Executor, InProcessExecutor, SubprocessExecutor
 from mlharbor.jobs.executors.inprocess import Invoker
+from mlharbor.jobs.logs import MAX_LOG_BYTES, follow_log, read_task_log
 from mlharbor.jobs.runner import JobRunner, recover_lost_runs
 from mlharbor.jobs.scheduler import Scheduler
 
@@ -28,7 +31,6 @@ if TYPE_CHECKING:
     from mlharbor.core.actors import Actor
 
 EXECUTORS = ("subprocess", "in_process")
-MAX_LOG_BYTES = 1024 * 1024
 
 
 def executor_named(name: str, invoke: Invoker | None = None) -> Executor:
@@ -129,9 +131,11 @@ class JobService:
     # --- runs ----------------------------------------------------------------------------------
 
     def run(self, job: Job | str, parameters: dict[str, Any] | None = None, executor: str = "subprocess",
-            trigger: str = "manual", force: bool = False) -> JobRunInfo:
+            trigger: str = "manual", force: bool = False, wait: bool = True) -> JobRunInfo:
         """Run a deployed job (by name) or a ``Job`` object to the end; returns the finished run.
-        ``force`` reruns cached tasks instead of reusing their results."""
+        ``force`` reruns cached tasks instead of reusing their results. ``wait=False``: see ``submit``."""
+        if not wait:
+            return self.submit(job, parameters, executor, trigger, force)
         definition = self.get(job) if isinstance(job, str) else job
         self._authorize(Permission.WRITE, "job.run", f"job:{definition.name}", definition.target)
         runner = self._runner(executor)
@@ -139,13 +143,27 @@ class JobService:
             record(tx, self._actor, "job.run", f"job:{definition.name}", {"trigger": trigger})
         return runner.run(definition, parameters, trigger, force=force)
 
-    def repair(self, run_id: str, executor: str = "subprocess") -> JobRunInfo:
-        """Rerun the failed tasks of a finished run and their dependents, in the same run."""
+    def submit(self, job: Job | str, parameters: dict[str, Any] | None = None, executor: str = "subprocess",
+               trigger: str = "manual", force: bool = False) -> JobRunInfo:
+        """Start a run like ``run`` but return at once with the run as recorded (queued); a thread of
+        this process drives it (``get_run`` shows how it goes, ``cancel`` stops it). Bad parameters or
+        an unknown executor are refused here, before a run is recorded."""
+        definition = self.get(job) if isinstance(job, str) else job
+        self._authorize(Permission.WRITE, "job.run", f"job:{definition.name}")
+        runner = self._runner(executor)
+        with self._ctx.store.transaction() as tx:
+            record(tx, self._actor, "job.run", f"job:{definition.name}", {"trigger": trigger})
+        return runner.submit(definition, parameters, trigger, force=force)
+
+    def repair(self, run_id: str, executor: str = "subprocess", wait: bool = True) -> JobRunInfo:
+        """Rerun the failed tasks of a finished run and their dependents, in the same run. ``wait=False``
+        returns the run as restarted (running) and drives it on a thread of this process."""
         run = self.get_run(run_id)
         self._authorize(Permission.WRITE, "job.repair", f"job:{run.job_name}")
+        runner = self._runner(executor)
         with self._ctx.store.transaction() as tx:
             record(tx, self._actor, "job.repair", f"job_run:{run_id}")
-        return self._runner(executor).repair(run_id)
+        return runner.repair(run_id, wait=wait)
 
     def scheduler(self, executor: str = "subprocess") -> Scheduler:
         """A scheduler firing the deployed jobs' schedules; runs start on background threads."""
@@ -207,19 +225,21 @@ class JobService:
             return tx.jobs.task_runs(run_id)
 
     def logs(self, run_id: str, task_key: str, stream: str = "stdout") -> str:
-        """The last attempt's stdout or stderr of a task (the last 1 MB)."""
+        """The latest attempt's stdout or stderr of a task (the last 1 MB), also while it runs."""
+        return self.read_log(run_id, task_key, stream).text
+
+    def read_log(self, run_id: str, task_key: str, stream: str = "stdout", offset: int | None = None,
+                 limit: int = MAX_LOG_BYTES) -> TaskLog:
+        """Up to ``limit`` bytes of the latest attempt's ``stream`` from byte ``offset`` (None: the last
+        ``limit`` bytes), with where to read next and whether the task has finished (see ``TaskLog``)."""
         if stream not in ("stdout", "stderr"):
             raise InvalidArgument("stream is stdout or stderr")
         task = next((t for t in self.task_runs(run_id) if t.task_key == task_key), None)
         if task is None:
             raise NotFound(f"job run {run_id} has no task {task_key}")
-        path = next((Path(p) for p in task.log_paths if p.endswith(f".{stream}.log")), None)
-        if path is None or not path.is_file():
-            return ""
-        root = self.log_root.resolve()
-        if root not in path.resolve().parents:
-            raise InvalidArgument(f"log {path} is outside {root}")
-        with open(path, "rb") as fh:
-            size = path.stat().st_size
-            fh.seek(max(0, size - MAX_LOG_BYTES))
-            return fh.read().decode(errors="replace")
+        return read_task_log(self.log_root, task, stream, offset, limit)
+
+    def follow_log(self, run_id: str, task_key: str, stream: str = "stdout",
+                   poll_s: float = 0.5) -> Iterator[TaskLog]:
+        """Pieces of a task's log as they are written, from its last 1 MB until the task has finished."""
+        return follow_log(lambda offset: self.read_log(run_id, task_key, stream, offset), poll_s)
