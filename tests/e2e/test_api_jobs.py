@@ -23,7 +23,7 @@ from mlharbor.client import RestJobs
 from mlharbor.config import load_settings
 from mlharbor.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from mlharbor.jobs import Job, Task, TaskKind
-from mlharbor.jobs.definitions import Dependency
+from mlharbor.jobs.definitions import Dependency, replace_job
 from mlharbor.workspace import Services, Workspace
 
 pytestmark = pytest.mark.e2e
@@ -145,7 +145,8 @@ def test_deploy_get_list_delete(server: Server) -> None:
         assert isinstance(jobs, RestJobs)
         assert jobs.deploy(NIGHTLY) is True
         assert jobs.deploy(NIGHTLY) is False  # idempotent
-        assert jobs.get("nightly") == NIGHTLY
+        deployed = replace_job(NIGHTLY, run_as="dana", target="dev")  # the server's target; runs act as dana
+        assert jobs.get("nightly") == deployed
         assert "nightly" in jobs.list()
         scratch = Job("scratch", [Task("only", TaskKind.CONDITION, parameters={"left": 1, "op": "==", "right": 1})])
         assert jobs.deploy(scratch)
@@ -182,12 +183,12 @@ def test_deploy_get_list_delete(server: Server) -> None:
     r = httpx.put(f"{server.url}/api/v1/jobs/bad name", json={"name": "bad name", "tasks": []}, headers=h)
     assert r.status_code == 400 and r.json()["error_code"] == "INVALID_ARGUMENT"
     with server.connect() as ws:
-        assert ws.jobs.get("nightly") == NIGHTLY  # nothing bad was deployed
+        assert ws.jobs.get("nightly") == replace_job(NIGHTLY, run_as="dana", target="dev")  # nothing bad deployed
         # a job deployed on the server machine, bigger than anything the routes limit, reads back whole
         wide = Job("wide", [Task(f"q{i}", TaskKind.SQL, "SELECT 1 -- " + "x" * 100_000) for i in range(1200)],
                    description="d" * 20_000)
         server.services.jobs(server.services.auth.authenticate(server.tokens["admin"])).deploy(wide)
-        assert ws.jobs.get("wide") == wide
+        assert ws.jobs.get("wide") == replace_job(wide, run_as="admin", target="dev")
         ws.jobs.delete("wide")
 
 
@@ -197,10 +198,12 @@ def test_run_on_the_server(server: Server, executor: str) -> None:
         ws.jobs.deploy(NIGHTLY)
         run = ws.jobs.run("nightly", {"rows": 20}, executor=executor)
         assert run.state == "succeeded" and run.parameters == {"rows": 20} and run.created_by == "dana"
-        assert run.definition == NIGHTLY.to_dict()
+        # deployed through a token: the job belongs to the server's target and runs as its deployer
+        assert run.definition == {**NIGHTLY.to_dict(), "run_as": "dana", "target": "dev"}
         tasks = {t.task_key: t for t in ws.jobs.task_runs(run.id)}
         assert {k: t.values for k, t in tasks.items()} == {"extract": {"rows": 20}, "train": {"score": 2.0}}
         assert all(t.state == "succeeded" and t.attempts == 1 for t in tasks.values())
+        assert all(t.io == {"read": {}, "written": {}, "mlflow_runs": []} for t in tasks.values())
         assert run.id in [r.id for r in ws.jobs.runs("nightly")]
         assert [r.id for r in ws.jobs.runs(limit=1)] == [run.id]
         assert all(r.definition == {} for r in ws.jobs.runs())  # listed runs leave it out
@@ -231,7 +234,7 @@ def test_a_job_object_is_deployed_then_run(server: Server) -> None:
     with server.connect("dana") as ws:
         run = ws.jobs.run(job, executor="in_process")
         assert run.state == "succeeded" and run.job_name == "adhoc"
-        assert ws.jobs.get("adhoc") == job
+        assert ws.jobs.get("adhoc") == replace_job(job, run_as="dana", target="dev")
 
 
 def test_cancel_a_running_run_and_follow_its_log(server: Server) -> None:
@@ -300,7 +303,7 @@ def test_permissions_and_authentication(server: Server) -> None:
         ws.jobs.deploy(NIGHTLY)
     with server.connect("vic") as viewer:
         assert "nightly" in viewer.jobs.list()
-        assert viewer.jobs.get("nightly") == NIGHTLY
+        assert viewer.jobs.get("nightly") == replace_job(NIGHTLY, run_as="admin", target="dev")
         assert isinstance(viewer.jobs.runs(), list)
         with pytest.raises(PermissionDenied, match="vic lacks 'write' in dev"):
             viewer.jobs.deploy(NIGHTLY)

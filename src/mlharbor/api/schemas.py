@@ -416,12 +416,14 @@ class TaskRunOut(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     cached_from: str | None = Field(description="the run whose cached result the task reused")
+    io: dict[str, Any] = Field(default_factory=dict, description="what the task touched: read and written "
+                               "{table: version}, mlflow_runs [run ids]")
 
     @classmethod
     def of(cls, t: TaskRunInfo) -> TaskRunOut:
         return cls(run_id=t.run_id, task_key=t.task_key, state=t.state, attempts=t.attempts, values=t.values,
                    error=t.error, log_paths=list(t.log_paths), started_at=t.started_at, ended_at=t.ended_at,
-                   cached_from=t.cached_from)
+                   cached_from=t.cached_from, io=t.io)
 
 
 class JobRunDetail(JobRunOut):

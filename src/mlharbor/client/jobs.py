@@ -56,7 +56,7 @@ def _task(d: dict[str, Any]) -> TaskRunInfo:
     return TaskRunInfo(
         run_id=d["run_id"], task_key=d["task_key"], state=d["state"], attempts=d["attempts"], values=d["values"],
         error=d["error"], log_paths=tuple(d["log_paths"]), started_at=_dt(d["started_at"]),
-        ended_at=_dt(d["ended_at"]), cached_from=d["cached_from"],
+        ended_at=_dt(d["ended_at"]), cached_from=d["cached_from"], io=dict(d.get("io") or {}),
     )
 
 
