@@ -117,14 +117,22 @@ class Scheduler:
         if self._table_state is None:
             return []
         current = self._table_state(list(trigger.tables))
-        versions = {name: current[name][0] for name in trigger.tables}
-        key = "tables:" + json.dumps(versions, sort_keys=True)
+        # each table's latest version and commit time: a table dropped and made again starts its
+        # versions over, so the version alone could repeat an earlier (already claimed) key
+        marks = {name: f"{current[name][0]}@{current[name][1].isoformat()}" for name in trigger.tables}
+        key = "tables:" + json.dumps(marks, sort_keys=True)
         if not keys:
             self._baseline(job, key, trigger.kind, now)
             return []
         previous = json.loads(keys[-1].removeprefix("tables:"))
-        # a version lower than before means the table was dropped and made again: that is a change too
-        changed = [n for n in trigger.tables if versions[n] != int(previous.get(n, -1))]
+
+        def moved(name: str) -> bool:
+            before = previous.get(name)
+            if isinstance(before, int):  # a key written before commit times were part of it
+                return current[name][0] != before
+            return marks[name] != before
+
+        changed = [n for n in trigger.tables if moved(n)]
         if not changed or (trigger.condition == "all" and len(changed) < len(trigger.tables)):
             return []
         newest = max(current[n][1] for n in changed)
