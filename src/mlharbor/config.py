@@ -63,6 +63,9 @@ class PolicySettings(BaseModel):
     webhook_allow_private: bool = False  # deliver webhooks to private, loopback and link-local addresses
     webhook_max_attempts: int = Field(default=12, ge=1, le=100)  # then the delivery is marked failed
     webhook_backoff_seconds: float = Field(default=5.0, gt=0, le=3600)  # first retry; doubles up to an hour
+    # let API callers run job tasks in the server's own process (executor "in_process"): user code
+    # there shares the server's memory, credentials included, and cannot be killed at a timeout
+    allow_in_process_jobs: bool = False
 
 
 class ServerSettings(BaseModel):

@@ -98,13 +98,8 @@ class Server:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("jobs-api")
-    (root / f"{MODULE}.py").write_text(TASKS)
-    services = Services.build(load_settings(root, environ={}))
-    admin = services.auth.bootstrap_admin()
-    assert admin is not None
+def _serve(services: Services) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """An app over ``services`` on a free port, on a thread; (url, server, thread)."""
     port = _free_port()
     uv = uvicorn.Server(uvicorn.Config(create_app(services=services), host="127.0.0.1", port=port,
                                        log_level="warning", lifespan="off"))
@@ -117,6 +112,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 break
         except httpx.TransportError:
             time.sleep(0.05)
+    return url, uv, thread
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("jobs-api")
+    (root / f"{MODULE}.py").write_text(TASKS)
+    (root / "mlharbor.toml").write_text("[policy]\nallow_in_process_jobs = true\n")  # the tests use both executors
+    services = Services.build(load_settings(root, environ={}))
+    admin = services.auth.bootstrap_admin()
+    assert admin is not None
+    url, uv, thread = _serve(services)
     tokens = {"admin": admin}
     with Workspace.connect(url, token=admin) as ws:
         for name, role in (("dana", "data_scientist"), ("vic", "viewer")):
@@ -358,3 +365,21 @@ def test_what_only_the_server_machine_does(server: Server) -> None:
             ws.jobs.scheduler()
         with pytest.raises(InvalidArgument, match="run `mlharbor jobs recover` on the server machine"):
             ws.jobs.recover()
+
+
+def test_in_process_runs_through_the_api_need_the_policy(tmp_path: Path) -> None:
+    services = Services.build(load_settings(tmp_path, environ={}))
+    token = services.auth.bootstrap_admin()
+    url, uv, thread = _serve(services)
+    try:
+        h = {"Authorization": f"Bearer {token}"}
+        job = Job("noop", [Task("c", TaskKind.CONDITION, parameters={"left": 1, "op": "==", "right": 1})])
+        assert httpx.put(f"{url}/api/v1/jobs/noop", json=job.to_dict(), headers=h).status_code == 200
+        r = httpx.post(f"{url}/api/v1/jobs/noop/runs", json={"executor": "in_process"}, headers=h)
+        assert r.status_code == 400 and "allow_in_process_jobs" in r.json()["message"]
+        assert httpx.get(f"{url}/api/v1/job-runs", headers=h).json() == []  # nothing was recorded
+        assert httpx.post(f"{url}/api/v1/jobs/noop/runs", json={"executor": "subprocess"}, headers=h).status_code == 202
+    finally:
+        uv.should_exit = True
+        thread.join(10)
+        services.close()

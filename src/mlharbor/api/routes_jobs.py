@@ -52,6 +52,16 @@ RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="a jo
 TaskKey = Annotated[str, Path(pattern=_KEY, description="a task key of the run's job")]
 
 
+def _check_executor(request: Request, executor: str) -> None:
+    """Through the API, tasks run in subprocesses unless ``[policy] allow_in_process_jobs``: in the
+    server's own process user code would share its memory (credentials included) and could not be
+    killed at a timeout."""
+    if executor == "in_process" and not deps.services(request).settings.policy.allow_in_process_jobs:
+        raise InvalidArgument("the server runs job tasks in subprocesses: executor 'in_process' would run your "
+                              "code inside the server process (an operator can allow it with [policy] "
+                              "allow_in_process_jobs = true)")
+
+
 def _storable(value: Any, what: str) -> None:
     """Refuse what JSON parsing lets through but the metadata store or the answers cannot hold: NaN and
     Infinity (Python's parser reads them; no JSON writer does) and NUL characters (PostgreSQL)."""
@@ -121,11 +131,13 @@ def job_fires(svc: Jobs, name: JobName) -> list[FireOut]:
 
 
 @router.post("/jobs/{name}/runs", response_model=JobRunOut, status_code=202)
-def start_run(svc: Jobs, name: JobName, body: Annotated[RunIn | None, Body()] = None) -> JobRunOut:
+def start_run(request: Request, svc: Jobs, name: JobName, body: Annotated[RunIn | None, Body()] = None,
+              ) -> JobRunOut:
     """Start a run of the deployed job and return at once (202) with the run as recorded (queued); the
     server drives it. Unknown parameters or executors are refused (400) before a run is recorded."""
     run = body or RunIn()
     _storable(run.parameters, "parameters")
+    _check_executor(request, run.executor)
     return JobRunOut.of(svc.submit(name, run.parameters, run.executor, run.trigger, run.force))
 
 
@@ -153,10 +165,13 @@ def cancel_run(svc: Jobs, run_id: RunId) -> JobRunOut:
 
 
 @router.post("/job-runs/{run_id}/repair", response_model=JobRunOut, status_code=202)
-def repair_run(svc: Jobs, run_id: RunId, body: Annotated[RepairIn | None, Body()] = None) -> JobRunOut:
+def repair_run(request: Request, svc: Jobs, run_id: RunId, body: Annotated[RepairIn | None, Body()] = None,
+               ) -> JobRunOut:
     """Rerun the failed tasks of a finished run and their dependents, in the same run; returns at once
     (202) with the run restarted. 409 while the run is going or when no task failed."""
-    return JobRunOut.of(svc.repair(run_id, (body or RepairIn()).executor, wait=False))
+    executor = (body or RepairIn()).executor
+    _check_executor(request, executor)
+    return JobRunOut.of(svc.repair(run_id, executor, wait=False))
 
 
 @router.get("/job-runs/{run_id}/tasks/{task_key}/logs", response_model=TaskLogOut)
