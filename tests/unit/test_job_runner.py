@@ -257,3 +257,115 @@ def test_runs_announce_start_and_end_in_the_outbox(runner: JobRunner, store: Met
         events = [(e.kind, e.payload["run_id"]) for e in tx.outbox.after(0, limit=100)]
     assert events == [("job_run.started", ok.id), ("job_run.succeeded", ok.id),
                       ("job_run.started", bad.id), ("job_run.failed", bad.id)]
+
+
+# --- notebook tasks --------------------------------------------------------------------------------
+
+
+def write_notebook(path: Path, *cells: str, parameters: str | None = None) -> None:
+    """A notebook of code cells; ``parameters`` becomes a cell tagged ``parameters`` after the first."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# A report"), *(nbformat.v4.new_code_cell(c) for c in cells)]
+    if parameters is not None:
+        nb.cells.insert(1, nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+
+
+def read_output(task_log_paths: list[str]) -> tuple[Path, object]:
+    import nbformat
+
+    [path] = [Path(p) for p in task_log_paths if p.endswith(".output.ipynb")]
+    return path, nbformat.read(str(path), as_version=4)
+
+
+def stream_text(nb: object) -> str:
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"  # type: ignore[attr-defined]
+                   for o in c.outputs if o.output_type == "stream")
+
+
+def gone(pid: int, within_s: float = 10.0) -> bool:
+    """Whether process ``pid`` has exited (a zombie counts as gone), waiting up to ``within_s``."""
+    import psutil
+
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_notebook_task_parameters_values_and_output(runner: JobRunner, project: Path) -> None:
+    write_notebook(project / "notebooks" / "report.ipynb",
+                   "import os\nfrom mlharbor.jobs.context import set_value\n"
+                   "print(f'rows={rows} label={label} cwd={os.getcwd()}')\nset_value('doubled', rows * 2)",
+                   "{'tripled': rows * 3}",
+                   parameters="rows = 1\nlabel = 'default'")
+    job = Job("nb", [
+        py("extract", "extract", parameters={"marker": str(project / "m"), "rows": 4}),
+        Task("report", TaskKind.NOTEBOOK, "notebooks/report.ipynb", depends_on=(Dependency("extract"),),
+             parameters={"rows": "{{tasks.extract.values.rows}}"}),
+        py("train", "train", "report", parameters={"rows": "{{tasks.report.values.doubled}}", "table": "t"}),
+    ])
+    run = runner.run(job)
+    tasks = {t.task_key: t for t in runner.task_runs(run.id)}
+    assert run.state == JobRunState.SUCCEEDED, {k: t.error for k, t in tasks.items()}
+    assert tasks["report"].values == {"doubled": 8}
+    assert tasks["train"].values == {"score": 4.0, "table_seen": "t"}  # a downstream task read the value
+    path, nb = read_output(tasks["report"].log_paths)
+    assert path.name == "report-attempt1.output.ipynb" and path.parent == project / "logs" / run.id
+    injected = nb.cells[2]  # type: ignore[attr-defined]
+    assert injected.metadata.tags == ["injected-parameters"] and "rows = 4" in injected.source
+    assert "label" not in injected.source  # defaults stay where the parameters cell set them
+    assert f"rows=4 label=default cwd={project}" in stream_text(nb)
+    results = [o for o in nb.cells[-1].outputs if o.output_type == "execute_result"]  # type: ignore[attr-defined]
+    assert results[0]["data"]["text/plain"] == "{'tripled': 12}"
+
+
+def test_notebook_task_failure_keeps_the_output(runner: JobRunner, project: Path) -> None:
+    write_notebook(project / "bad.ipynb", "print('before the error')", "raise ValueError(f'bad rows: {rows}')",
+                   "print('never reached')", parameters="rows = 0")
+    run = runner.run(Job("nb_bad", [Task("nb", TaskKind.NOTEBOOK, "bad.ipynb", parameters={"rows": 7})]))
+    task = runner.task_runs(run.id)[0]
+    assert run.state == JobRunState.FAILED and task.state == TaskState.FAILED
+    assert "ValueError: bad rows: 7" in task.error and "cell 5" in task.error  # markdown, params, injected, print
+    assert "raise ValueError" in task.error and "\x1b[" not in task.error  # the traceback, without colours
+    _, nb = read_output(task.log_paths)
+    text = stream_text(nb)
+    assert "before the error" in text and "never reached" not in text
+    assert any(o.output_type == "error" and o.ename == "ValueError"
+               for o in nb.cells[4].outputs)  # type: ignore[attr-defined]
+
+
+def test_notebook_task_timeout_leaves_no_kernel(runner: JobRunner, project: Path) -> None:
+    kernel_pid, child_pid = project / "kernel.pid", project / "child.pid"
+    write_notebook(project / "hang.ipynb",
+                   "import os, subprocess, sys, time\n"
+                   "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+                   f"open({str(child_pid)!r}, 'w').write(str(child.pid))\n"
+                   f"open({str(kernel_pid)!r}, 'w').write(str(os.getpid()))\n"
+                   "time.sleep(120)")
+    run = runner.run(Job("nb_hang", [Task("nb", TaskKind.NOTEBOOK, "hang.ipynb", timeout_s=5.0)]))
+    task = runner.task_runs(run.id)[0]
+    assert task.state == TaskState.TIMED_OUT, task.error
+    assert kernel_pid.exists() and child_pid.exists(), "the hanging cell never ran: kernel start took too long"
+    kernel, child = int(kernel_pid.read_text()), int(child_pid.read_text())
+    assert kernel != os.getpid()
+    assert gone(kernel) and gone(child)  # the kernel and what its cells started went with the attempt
+
+
+def test_notebook_task_paths_are_confined(runner: JobRunner, project: Path) -> None:
+    (project.parent / "outside.ipynb").write_text("{}")
+    run = runner.run(Job("nb_escape", [Task("a", TaskKind.NOTEBOOK, "../outside.ipynb"),
+                                      Task("b", TaskKind.NOTEBOOK, "missing.ipynb")]))
+    errors = {t.task_key: t.error for t in runner.task_runs(run.id)}
+    assert run.state == JobRunState.FAILED
+    assert ".." in errors["a"] and "missing.ipynb does not exist" in errors["b"]
+    with pytest.raises(InvalidArgument, match=r"\.ipynb"):
+        Job("nb_not", [Task("a", TaskKind.NOTEBOOK, "report.py")])
