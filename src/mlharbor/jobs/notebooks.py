@@ -115,7 +115,7 @@ def kernel_manager(socket_dir: str) -> Any:
 
 class _Lifeline:
     """The kernel's stdin: a pipe whose write end only this process holds (non-inheritable), so it
-    closes when this process ends, however it ends — and the kernel then kills its process group
+    closes when this process ends, however it ends — and the kernel's guard then kills its process group
     (:mod:`mlharbor.jobs.notebook_kernel`). :meth:`cut` closes it on purpose (a timeout, the end)."""
 
     def __init__(self) -> None:
