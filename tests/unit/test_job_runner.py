@@ -1,4 +1,5 @@
-"""The job runner on both executors: values, run_if, conditions, retries, timeouts, repair, logs."""
+"""The job runner on every executor (in-process, subprocess, and Ray on a local Ray started by the
+session): values, run_if, conditions, retries, timeouts, repair, logs, task kinds, notebooks."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from mlharbor.config import load_settings
 from mlharbor.errors import Conflict, InvalidArgument
 from mlharbor.jobs import Dependency, Job, JobRunState, RunIf, Task, TaskKind, TaskState
-from mlharbor.jobs.executors import InProcessExecutor, SubprocessExecutor
+from mlharbor.jobs.executors import Executor, InProcessExecutor, SubprocessExecutor
 from mlharbor.jobs.runner import JobRunner, evaluate_condition
 from mlharbor.meta import MetadataStore
 
@@ -60,6 +61,13 @@ def square(x):
         raise ValueError("bad input")
     return {"y": x * x}
 
+def chatter(word):
+    print("to stdout:", word)
+    print("to stderr:", word, file=sys.stderr)
+    sys.stdout.flush()
+    os.system(f"echo from a child process: {word}")  # file descriptors, not just sys.stdout
+    return {"said": word}
+
 def shout(megabytes):
     chunk = "x" * 1023 + "\\n"
     for _ in range(megabytes * 1024):
@@ -90,11 +98,18 @@ def store(project: Path) -> Iterator[MetadataStore]:
     s.dispose()
 
 
-@pytest.fixture(params=["in_process", "subprocess"])
+@pytest.fixture(params=["in_process", "subprocess", pytest.param("ray", marks=pytest.mark.slow)])
 def runner(request: pytest.FixtureRequest, store: MetadataStore, project: Path) -> JobRunner:
     from mlharbor.task_runtime import run_invocation
 
-    executor = InProcessExecutor(run_invocation) if request.param == "in_process" else SubprocessExecutor()
+    executor: Executor
+    if request.param == "ray":
+        from mlharbor.jobs.executors.ray import RayExecutor
+
+        request.getfixturevalue("ray_cluster")  # the session's local Ray, which RayExecutor finds connected
+        executor = RayExecutor(run_invocation)
+    else:
+        executor = InProcessExecutor(run_invocation) if request.param == "in_process" else SubprocessExecutor()
     return JobRunner(store, executor, project / "logs", poll_interval=0.01, work_dir=project)
 
 
@@ -177,6 +192,8 @@ def test_timeouts(runner: JobRunner, project: Path) -> None:
         pid = int(pid_file.read_text())
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # killed at its timeout
+    elif not isinstance(runner._executor, InProcessExecutor) and pid_file.exists():
+        assert gone(int(pid_file.read_text()))  # the Ray worker that ran it is killed (asynchronously)
     whole = runner.run(Job("slow_job", [py("hang", "sleepy", parameters={"seconds": 60})], timeout_s=1.0))
     assert whole.state == JobRunState.TIMED_OUT
     assert runner.task_runs(whole.id)[0].state in (TaskState.TIMED_OUT, TaskState.CANCELLED)
@@ -369,3 +386,39 @@ def test_notebook_task_paths_are_confined(runner: JobRunner, project: Path) -> N
     assert ".." in errors["a"] and "missing.ipynb does not exist" in errors["b"]
     with pytest.raises(InvalidArgument, match=r"\.ipynb"):
         Job("nb_not", [Task("a", TaskKind.NOTEBOOK, "report.py")])
+
+
+# --- the Ray executor beyond the conformance suite -------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ray_attempt_output_comes_back_through_ws_jobs(project: Path, ray_cluster: str) -> None:
+    import pyarrow as pa
+
+    from mlharbor.workspace import Workspace
+
+    with Workspace.open(project) as ws:
+        ws.tables.write("dev.raw.items", pa.table({"id": [1, 2, 3]}))
+        run = ws.jobs.run(Job("on_ray", [
+            Task("count", TaskKind.SQL, "SELECT count(*) AS n FROM dev.raw.items"),
+            py("talk", "chatter", "count", parameters={"word": "{{tasks.count.values.rows}}"}),
+        ]), executor="ray")
+        tasks = {t.task_key: t for t in ws.jobs.task_runs(run.id)}
+        assert run.state == JobRunState.SUCCEEDED, {k: t.error for k, t in tasks.items()}
+        assert tasks["count"].values == {"rows": 1, "first_row": {"n": 3}}  # SQL opened the workspace on Ray
+        assert tasks["talk"].values == {"said": 1}
+        assert [Path(p).name for p in tasks["talk"].log_paths] == ["talk-attempt1.stdout.log",
+                                                                   "talk-attempt1.stderr.log"]
+        stdout = ws.jobs.logs(run.id, "talk")
+        assert "to stdout: 1" in stdout and "from a child process: 1" in stdout
+        assert "to stderr: 1" in ws.jobs.logs(run.id, "talk", "stderr")
+
+
+def test_ray_output_shipped_back_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlharbor.jobs.executors import ray as ray_executor
+
+    monkeypatch.setattr(ray_executor, "MAX_CAPTURED_BYTES", 10)
+    (tmp_path / "out").write_text("0123456789abcdef")
+    assert ray_executor._captured(str(tmp_path / "out")) == "[mlharbor: the first 6 bytes were dropped]\n6789abcdef"
+    (tmp_path / "short").write_text("ok")
+    assert ray_executor._captured(str(tmp_path / "short")) == "ok"
