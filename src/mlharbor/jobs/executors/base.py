@@ -36,6 +36,14 @@ class Invocation:
 NOTEBOOK_SUFFIX = ".output.ipynb"  # a notebook attempt's executed notebook, next to its logs
 
 
+def notebook_options(invocation: Invocation, output: str, timeout: bool = False) -> dict[str, Any]:
+    """The keyword arguments an invoker takes for a notebook attempt ({} for other kinds): where its
+    executed notebook goes and, when the executor cannot kill the attempt itself, its timeout."""
+    if invocation.kind != "notebook":
+        return {}
+    return {"notebook_output": output, "timeout_s": invocation.timeout_s if timeout else None}
+
+
 @dataclass(frozen=True)
 class AttemptResult:
     state: TaskState  # succeeded, failed, timed_out or cancelled

@@ -17,20 +17,19 @@ from typing import Any
 
 from mlharbor.errors import MlharborError, UserCodeError
 from mlharbor.jobs.context import run_local
-from mlharbor.jobs.executors.base import NOTEBOOK_SUFFIX, AttemptHandle, AttemptResult, Executor, Invocation
+from mlharbor.jobs.executors.base import (
+    NOTEBOOK_SUFFIX,
+    AttemptHandle,
+    AttemptResult,
+    Executor,
+    Invocation,
+    notebook_options,
+)
 from mlharbor.jobs.states import TaskState
 
 # (kind, target, parameters, work_dir, target_name, principal[, notebook_output=, timeout_s=]) -> values;
 # the keywords are passed for notebook tasks only (see mlharbor.jobs.context.run_local)
 Invoker = Callable[..., dict[str, Any]]
-
-
-def notebook_options(invocation: Invocation, output: str, timeout: bool = False) -> dict[str, Any]:
-    """The keyword arguments an invoker takes for a notebook attempt ({} for other kinds): where its
-    executed notebook goes and, when the executor cannot kill the attempt itself, its timeout."""
-    if invocation.kind != "notebook":
-        return {}
-    return {"notebook_output": output, "timeout_s": invocation.timeout_s if timeout else None}
 
 
 class _ThreadHandle(AttemptHandle):

@@ -12,8 +12,14 @@ import subprocess
 import sys
 import time
 
-from mlharbor.jobs.executors.base import NOTEBOOK_SUFFIX, AttemptHandle, AttemptResult, Executor, Invocation
-from mlharbor.jobs.executors.inprocess import notebook_options
+from mlharbor.jobs.executors.base import (
+    NOTEBOOK_SUFFIX,
+    AttemptHandle,
+    AttemptResult,
+    Executor,
+    Invocation,
+    notebook_options,
+)
 from mlharbor.jobs.states import TaskState
 
 
