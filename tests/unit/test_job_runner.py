@@ -414,6 +414,17 @@ def test_ray_attempt_output_comes_back_through_ws_jobs(project: Path, ray_cluste
         assert "to stderr: 1" in ws.jobs.logs(run.id, "talk", "stderr")
 
 
+def test_ray_executor_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlharbor.errors import MissingDependency
+    from mlharbor.jobs.service import executor_named
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(MissingDependency, match=r"pip install 'mlharbor\[ray\]'"):
+        executor_named("ray")
+    with pytest.raises(InvalidArgument, match="in_process, ray"):
+        executor_named("dask")
+
+
 def test_ray_output_shipped_back_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlharbor.jobs.executors import ray as ray_executor
 

@@ -197,6 +197,7 @@ class RayExecutor(Executor):
     def __init__(self, invoke: Invoker | None = None, address: str | None = None, num_cpus: float = 1) -> None:
         if num_cpus < 0:
             raise InvalidArgument("num_cpus must not be negative")
+        import_ray()  # MissingDependency now, not once per task
         self._invoke = invoke or run_local
         self._address = address
         self._num_cpus = num_cpus
