@@ -10,6 +10,7 @@ tests that need it fail with a message saying so; they are never skipped, becaus
 - ``fresh_postgres_database``: a fresh, empty database per test.
 - ``metadata_url``: a fresh, empty metadata store URL per test, for SQLite and PostgreSQL (the
   PostgreSQL case carries the ``integration`` marker).
+- ``ray_cluster``: a local Ray started once for the session (this process is its driver); its address.
 """
 
 from __future__ import annotations
@@ -112,3 +113,20 @@ def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'meta' / 'metadata.db'}"
     url: str = request.getfixturevalue("fresh_postgres_database")
     return url
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local Ray (2 CPUs, no dashboard) started for the whole session by this process, which stays
+    connected as its driver, and shut down at the end; yields its address for other drivers."""
+    import contextlib
+
+    import ray
+
+    # Ray's processes keep the working directory they start in: one that outlives every test
+    with contextlib.chdir(tmp_path_factory.getbasetemp()):
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="mlharbor-tests")
+    try:
+        yield str(ray.get_runtime_context().gcs_address)
+    finally:
+        ray.shutdown()

@@ -46,13 +46,15 @@ def run_sql(query: str, ctx: TaskContext) -> dict[str, Any]:
 
 
 def run_invocation(kind: str, target: str, parameters: dict[str, Any], work_dir: str | None = None,
-                   target_name: str | None = None, principal: str | None = None) -> dict[str, Any]:
-    """Run one attempt of a python, script or sql task; returns its values."""
+                   target_name: str | None = None, principal: str | None = None,
+                   **notebook: Any) -> dict[str, Any]:
+    """Run one attempt of a python, script, sql or notebook task; returns its values. ``notebook``:
+    ``notebook_output`` and ``timeout_s`` of a notebook task (:func:`mlharbor.jobs.context.run_local`)."""
     if kind == "sql":
         ctx = TaskContext(work_dir, target_name, principal)
         with task_context(ctx):
             return run_sql(target, ctx)
-    return run_local(kind, target, parameters, work_dir, target_name, principal)
+    return run_local(kind, target, parameters, work_dir, target_name, principal, **notebook)
 
 
 # --- built-in tasks of deployment jobs (mlharbor.registry.deployment) ------------------------------
@@ -96,7 +98,7 @@ def main(argv: list[str]) -> int:
     with recording(process_wide=True) as io:
         try:
             values = run_invocation(spec.get("kind", "python"), spec["target"], spec["parameters"], spec.get("cwd"),
-                                    spec.get("target_name"), spec.get("principal"))
+                                    spec.get("target_name"), spec.get("principal"), **spec.get("options", {}))
             out: dict[str, Any] = {"ok": True, "values": values}
         except UserCodeError as exc:
             out = {"ok": False, "error": f"{exc.message}\n{exc.original_traceback}"}

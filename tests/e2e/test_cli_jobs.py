@@ -100,6 +100,21 @@ def test_deploy_run_show_logs(project: Path) -> None:
             vic.jobs.run("nightly")
 
 
+@pytest.mark.slow
+def test_run_on_ray_by_address(project: Path, ray_cluster: str) -> None:
+    """``--executor ray`` in another driver process, connecting to the session's Ray by address."""
+    cli(project, "jobs", "deploy", "pipelines:job")
+    (project / "go").touch()
+    out = json.loads(cli(project, "jobs", "run", "nightly", "--executor", "ray", "--json",
+                         env={"MLHARBOR_RAY_ADDRESS": ray_cluster, "RAY_ADDRESS": "127.0.0.1:9"}).stdout)
+    assert out["state"] == "succeeded", out
+    assert {t["task_key"]: t["values"] for t in out["tasks"]} == {"extract": {"rows": 7}, "train": {"score": 0.7}}
+    assert "extracted 7 rows" in cli(project, "jobs", "logs", out["id"], "extract").stdout
+    nowhere = cli(project, "jobs", "run", "nightly", "--executor", "ray", check=False,
+                  env={"MLHARBOR_RAY_ADDRESS": "127.0.0.1:9"})
+    assert nowhere.returncode == 1 and "cannot connect to Ray at 127.0.0.1:9" in nowhere.stdout + nowhere.stderr
+
+
 def test_sigkill_of_the_runner_then_repair(project: Path) -> None:
     cli(project, "jobs", "deploy", "pipelines:job")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLHARBOR_")}

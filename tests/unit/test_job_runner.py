@@ -1,4 +1,5 @@
-"""The job runner on both executors: values, run_if, conditions, retries, timeouts, repair, logs."""
+"""The job runner on every executor (in-process, subprocess, and Ray on a local Ray started by the
+session): values, run_if, conditions, retries, timeouts, repair, logs, task kinds, notebooks."""
 
 from __future__ import annotations
 
@@ -60,6 +61,13 @@ def square(x):
         raise ValueError("bad input")
     return {"y": x * x}
 
+def chatter(word):
+    print("to stdout:", word)
+    print("to stderr:", word, file=sys.stderr)
+    sys.stdout.flush()
+    os.system(f"echo from a child process: {word}")  # file descriptors, not just sys.stdout
+    return {"said": word}
+
 def shout(megabytes):
     chunk = "x" * 1023 + "\\n"
     for _ in range(megabytes * 1024):
@@ -95,11 +103,17 @@ def executor(name: str) -> Executor:
 
     if name == "in_process":
         return InProcessExecutor(run_invocation)
+    if name == "ray":
+        from mlharbor.jobs.executors.ray import RayExecutor
+
+        return RayExecutor(run_invocation)
     return SubprocessExecutor(warm=name == "subprocess")  # subprocess_new: a new interpreter per attempt
 
 
-@pytest.fixture(params=["in_process", "subprocess", "subprocess_new"])
+@pytest.fixture(params=["in_process", "subprocess", "subprocess_new", pytest.param("ray", marks=pytest.mark.slow)])
 def runner(request: pytest.FixtureRequest, store: MetadataStore, project: Path) -> JobRunner:
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")  # the session's local Ray, which RayExecutor finds connected
     return JobRunner(store, executor(request.param), project / "logs", poll_interval=0.01, work_dir=project)
 
 
@@ -182,6 +196,8 @@ def test_timeouts(runner: JobRunner, project: Path) -> None:
         pid = int(pid_file.read_text())
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # killed at its timeout
+    elif not isinstance(runner._executor, InProcessExecutor) and pid_file.exists():
+        assert gone(int(pid_file.read_text()))  # the Ray worker that ran it is killed (asynchronously)
     whole = runner.run(Job("slow_job", [py("hang", "sleepy", parameters={"seconds": 60})], timeout_s=1.0))
     assert whole.state == JobRunState.TIMED_OUT
     assert runner.task_runs(whole.id)[0].state in (TaskState.TIMED_OUT, TaskState.CANCELLED)
@@ -330,3 +346,162 @@ def test_the_loop_wakes_on_finishes_and_deadlines_not_by_polling(name: str, stor
     run = runner.run(job)
     assert states(runner, run.id) == {"a": "succeeded", "b": "succeeded", "c": "timed_out", "d": "succeeded"}
     assert run.state == JobRunState.SUCCEEDED  # its leaf, d, ran after all
+
+
+# --- notebook tasks --------------------------------------------------------------------------------
+
+
+def write_notebook(path: Path, *cells: str, parameters: str | None = None) -> None:
+    """A notebook of code cells; ``parameters`` becomes a cell tagged ``parameters`` after the first."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# A report"), *(nbformat.v4.new_code_cell(c) for c in cells)]
+    if parameters is not None:
+        nb.cells.insert(1, nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+
+
+def read_output(task_log_paths: list[str]) -> tuple[Path, object]:
+    import nbformat
+
+    [path] = [Path(p) for p in task_log_paths if p.endswith(".output.ipynb")]
+    return path, nbformat.read(str(path), as_version=4)
+
+
+def stream_text(nb: object) -> str:
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"  # type: ignore[attr-defined]
+                   for o in c.outputs if o.output_type == "stream")
+
+
+def gone(pid: int, within_s: float = 10.0) -> bool:
+    """Whether process ``pid`` has exited (a zombie counts as gone), waiting up to ``within_s``."""
+    import psutil
+
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_notebook_task_parameters_values_and_output(runner: JobRunner, project: Path) -> None:
+    write_notebook(project / "notebooks" / "report.ipynb",
+                   "import os\nfrom mlharbor.jobs.context import set_value\n"
+                   "print(f'rows={rows} label={label} cwd={os.getcwd()}')\nset_value('doubled', rows * 2)",
+                   "{'tripled': rows * 3}",
+                   parameters="rows = 1\nlabel = 'default'")
+    job = Job("nb", [
+        py("extract", "extract", parameters={"marker": str(project / "m"), "rows": 4}),
+        Task("report", TaskKind.NOTEBOOK, "notebooks/report.ipynb", depends_on=(Dependency("extract"),),
+             parameters={"rows": "{{tasks.extract.values.rows}}"}),
+        py("train", "train", "report", parameters={"rows": "{{tasks.report.values.doubled}}", "table": "t"}),
+    ])
+    run = runner.run(job)
+    tasks = {t.task_key: t for t in runner.task_runs(run.id)}
+    assert run.state == JobRunState.SUCCEEDED, {k: t.error for k, t in tasks.items()}
+    assert tasks["report"].values == {"doubled": 8}
+    assert tasks["train"].values == {"score": 4.0, "table_seen": "t"}  # a downstream task read the value
+    path, nb = read_output(tasks["report"].log_paths)
+    assert path.name == "report-attempt1.output.ipynb" and path.parent == project / "logs" / run.id
+    injected = nb.cells[2]  # type: ignore[attr-defined]
+    assert injected.metadata.tags == ["injected-parameters"] and "rows = 4" in injected.source
+    assert "label" not in injected.source  # defaults stay where the parameters cell set them
+    assert f"rows=4 label=default cwd={project}" in stream_text(nb)
+    results = [o for o in nb.cells[-1].outputs if o.output_type == "execute_result"]  # type: ignore[attr-defined]
+    assert results[0]["data"]["text/plain"] == "{'tripled': 12}"
+
+
+def test_notebook_task_failure_keeps_the_output(runner: JobRunner, project: Path) -> None:
+    write_notebook(project / "bad.ipynb", "print('before the error')", "raise ValueError(f'bad rows: {rows}')",
+                   "print('never reached')", parameters="rows = 0")
+    run = runner.run(Job("nb_bad", [Task("nb", TaskKind.NOTEBOOK, "bad.ipynb", parameters={"rows": 7})]))
+    task = runner.task_runs(run.id)[0]
+    assert run.state == JobRunState.FAILED and task.state == TaskState.FAILED
+    assert "ValueError: bad rows: 7" in task.error and "cell 5" in task.error  # markdown, params, injected, print
+    assert "raise ValueError" in task.error and "\x1b[" not in task.error  # the traceback, without colours
+    _, nb = read_output(task.log_paths)
+    text = stream_text(nb)
+    assert "before the error" in text and "never reached" not in text
+    assert any(o.output_type == "error" and o.ename == "ValueError"
+               for o in nb.cells[4].outputs)  # type: ignore[attr-defined]
+
+
+def test_notebook_task_timeout_leaves_no_kernel(runner: JobRunner, project: Path) -> None:
+    kernel_pid, child_pid = project / "kernel.pid", project / "child.pid"
+    write_notebook(project / "hang.ipynb",
+                   "import os, subprocess, sys, time\n"
+                   "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+                   f"open({str(child_pid)!r}, 'w').write(str(child.pid))\n"
+                   f"open({str(kernel_pid)!r}, 'w').write(str(os.getpid()))\n"
+                   "time.sleep(120)")
+    run = runner.run(Job("nb_hang", [Task("nb", TaskKind.NOTEBOOK, "hang.ipynb", timeout_s=5.0)]))
+    task = runner.task_runs(run.id)[0]
+    assert task.state == TaskState.TIMED_OUT, task.error
+    assert kernel_pid.exists() and child_pid.exists(), "the hanging cell never ran: kernel start took too long"
+    kernel, child = int(kernel_pid.read_text()), int(child_pid.read_text())
+    assert kernel != os.getpid()
+    assert gone(kernel) and gone(child)  # the kernel and what its cells started went with the attempt
+
+
+def test_notebook_task_paths_are_confined(runner: JobRunner, project: Path) -> None:
+    (project.parent / "outside.ipynb").write_text("{}")
+    run = runner.run(Job("nb_escape", [Task("a", TaskKind.NOTEBOOK, "../outside.ipynb"),
+                                      Task("b", TaskKind.NOTEBOOK, "missing.ipynb")]))
+    errors = {t.task_key: t.error for t in runner.task_runs(run.id)}
+    assert run.state == JobRunState.FAILED
+    assert ".." in errors["a"] and "missing.ipynb does not exist" in errors["b"]
+    with pytest.raises(InvalidArgument, match=r"\.ipynb"):
+        Job("nb_not", [Task("a", TaskKind.NOTEBOOK, "report.py")])
+
+
+# --- the Ray executor beyond the conformance suite -------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ray_attempt_output_comes_back_through_ws_jobs(project: Path, ray_cluster: str) -> None:
+    import pyarrow as pa
+
+    from mlharbor.workspace import Workspace
+
+    with Workspace.open(project) as ws:
+        ws.tables.write("dev.raw.items", pa.table({"id": [1, 2, 3]}))
+        run = ws.jobs.run(Job("on_ray", [
+            Task("count", TaskKind.SQL, "SELECT count(*) AS n FROM dev.raw.items"),
+            py("talk", "chatter", "count", parameters={"word": "{{tasks.count.values.rows}}"}),
+        ]), executor="ray")
+        tasks = {t.task_key: t for t in ws.jobs.task_runs(run.id)}
+        assert run.state == JobRunState.SUCCEEDED, {k: t.error for k, t in tasks.items()}
+        assert tasks["count"].values == {"rows": 1, "first_row": {"n": 3}}  # SQL opened the workspace on Ray
+        assert tasks["talk"].values == {"said": 1}
+        assert [Path(p).name for p in tasks["talk"].log_paths] == ["talk-attempt1.stdout.log",
+                                                                   "talk-attempt1.stderr.log"]
+        stdout = ws.jobs.logs(run.id, "talk")
+        assert "to stdout: 1" in stdout and "from a child process: 1" in stdout
+        assert "to stderr: 1" in ws.jobs.logs(run.id, "talk", "stderr")
+
+
+def test_ray_executor_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlharbor.errors import MissingDependency
+    from mlharbor.jobs.service import executor_named
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(MissingDependency, match=r"pip install 'mlharbor\[ray\]'"):
+        executor_named("ray")
+    with pytest.raises(InvalidArgument, match="in_process, ray"):
+        executor_named("dask")
+
+
+def test_ray_output_shipped_back_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlharbor.jobs.executors import ray as ray_executor
+
+    monkeypatch.setattr(ray_executor, "MAX_CAPTURED_BYTES", 10)
+    (tmp_path / "out").write_text("0123456789abcdef")
+    assert ray_executor._captured(str(tmp_path / "out")) == "[mlharbor: the first 6 bytes were dropped]\n6789abcdef"
+    (tmp_path / "short").write_text("ok")
+    assert ray_executor._captured(str(tmp_path / "short")) == "ok"

@@ -21,7 +21,9 @@ from mlharbor.errors import InvalidArgument
 app = typer.Typer(help="Jobs: deploy, run, list runs, show a run, logs, repair (through the server when "
                   "MLHARBOR_URL is set).", no_args_is_help=True)
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
-Executor = Annotated[str, typer.Option(help="Where task attempts run: subprocess (default) or in_process.")]
+Executor = Annotated[str, typer.Option(help="Where task attempts run: subprocess (default), in_process, or ray "
+                                             "(extra mlharbor[ray]; MLHARBOR_RAY_ADDRESS or RAY_ADDRESS picks the "
+                                             "cluster, else a local Ray).")]
 
 
 def _parse_params(items: list[str] | None) -> dict[str, Any]:

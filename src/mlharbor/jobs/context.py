@@ -1,10 +1,15 @@
 """What a running task can reach: ``set_value`` publishes a task value that later tasks read as
-``{{tasks.<key>.values.<name>}}``. A Python task's returned mapping is merged into its values too."""
+``{{tasks.<key>.values.<name>}}``. A Python task's returned mapping is merged into its values too.
+
+In the attempt's own process the values go to a context variable; a process the attempt started (a
+notebook task's kernel) finds the file named by ``$MLHARBOR_TASK_VALUES_FILE`` instead, which the
+attempt reads back when the process is done."""
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -35,19 +40,44 @@ def current() -> TaskContext:
     if ctx is None:
         raise InvalidArgument("there is no running task here")
     return ctx
+
+
 MAX_VALUES_BYTES = 64 * 1024
+VALUES_FILE_ENV = "MLHARBOR_TASK_VALUES_FILE"
 
 
 def set_value(key: str, value: Any) -> None:
     """Publish a task value (JSON-serialisable, small) for downstream tasks."""
     values = _VALUES.get()
-    if values is None:
+    path = os.environ.get(VALUES_FILE_ENV) if values is None else None
+    if values is None and not path:
         raise InvalidArgument("set_value is only available inside a running task")
     try:
         json.dumps(value)
     except (TypeError, ValueError):
         raise InvalidArgument(f"task value {key!r} must be JSON-serialisable") from None
-    values[str(key)] = value
+    if values is not None:
+        values[str(key)] = value
+        return
+    assert path is not None
+    saved = read_values_file(path)
+    saved[str(key)] = value
+    partial = f"{path}.partial"
+    with open(partial, "w") as fh:
+        json.dump(saved, fh)
+    os.replace(partial, path)  # a reader never sees half a file
+
+
+def read_values_file(path: str) -> dict[str, Any]:
+    """The values :func:`set_value` wrote to the file ``path`` ({} when none was set)."""
+    try:
+        with open(path) as fh:
+            loaded = json.load(fh)
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        raise InvalidArgument(f"the task values file {path} is not JSON") from None
+    return dict(loaded) if isinstance(loaded, dict) else {}
 
 
 def resolve(target: str) -> Any:
@@ -137,12 +167,20 @@ def task_context(ctx: TaskContext) -> Iterator[None]:
 
 
 def run_local(kind: str, target: str, parameters: dict[str, Any], work_dir: str | None = None,
-              target_name: str | None = None, principal: str | None = None) -> dict[str, Any]:
-    """Run a python or script task attempt (what needs no workspace); SQL tasks go through
-    :func:`mlharbor.task_runtime.run_invocation`, which can open the workspace."""
+              target_name: str | None = None, principal: str | None = None, *, notebook_output: str | None = None,
+              timeout_s: float | None = None) -> dict[str, Any]:
+    """Run a python, script or notebook task attempt (what needs no workspace); SQL tasks go through
+    :func:`mlharbor.task_runtime.run_invocation`, which can open the workspace. A notebook task
+    writes its executed notebook to ``notebook_output`` and stops its kernel after ``timeout_s``
+    (:func:`mlharbor.jobs.notebooks.run_notebook`)."""
     with task_context(TaskContext(work_dir, target_name, principal)):
         if kind == "python":
             return call_task(target, parameters)
         if kind == "script":
             return run_script(target, parameters, work_dir)
+        if kind == "notebook":
+            from mlharbor.jobs.notebooks import run_notebook
+
+            return run_notebook(target, parameters, work_dir, notebook_output, timeout_s=timeout_s,
+                                target_name=target_name, principal=principal)
     raise InvalidArgument(f"{kind} tasks need the workspace: run them through ws.jobs (or the subprocess executor)")

@@ -41,7 +41,7 @@ class TaskKind(StrEnum):
     PYTHON = "python"  # target: "module:function"; parameters bind to its arguments
     SCRIPT = "script"  # target: a .py file under the project; parameters become --name value arguments
     SQL = "sql"  # target: DuckDB SQL over lake tables
-    NOTEBOOK = "notebook"  # target: an .ipynb file, executed headless, output kept
+    NOTEBOOK = "notebook"  # target: an .ipynb file under the project, executed headless, output kept
     RUN_JOB = "run_job"  # target: another job's name; parameters become its job parameters
     CONDITION = "condition"  # parameters: left, op, right; downstream tasks pick the true or false outcome
     FOR_EACH = "for_each"  # parameters: inputs; ``nested`` runs once per input
@@ -141,6 +141,9 @@ def _check_task(t: Task) -> None:
         raise InvalidArgument(f"task {t.key}: a python task's target is 'module:function', not {t.target!r}")
     if t.kind in (TaskKind.SCRIPT, TaskKind.SQL, TaskKind.NOTEBOOK, TaskKind.RUN_JOB) and not t.target.strip():
         raise InvalidArgument(f"task {t.key}: a {t.kind.value} task needs a target")
+    if t.kind is TaskKind.NOTEBOOK and not t.target.endswith(".ipynb"):
+        raise InvalidArgument(f"task {t.key}: a notebook task's target is an .ipynb file of the project, "
+                              f"not {t.target!r}")
     if t.kind is TaskKind.CONDITION:
         missing = {"left", "op", "right"} - set(t.parameters)
         if missing or t.parameters.get("op") not in CONDITION_OPS:

@@ -424,9 +424,6 @@ class JobRunner:
                 return True
             self._finish(st, key, TaskState.SUCCEEDED, values={"outcome": str(outcome).lower()})
             return True
-        if t.kind is TaskKind.NOTEBOOK:
-            self._finish(st, key, TaskState.FAILED, error="notebook tasks are not supported by this runner yet")
-            return True
         if t.cache:
             try:
                 if self._reuse_cached(st, t, params):

@@ -130,7 +130,7 @@ class Scheduler:
             before = previous.get(name)
             if isinstance(before, int):  # a key written before commit times were part of it
                 return current[name][0] != before
-            return marks[name] != before
+            return bool(marks[name] != before)
 
         changed = [n for n in trigger.tables if moved(n)]
         if not changed or (trigger.condition == "all" and len(changed) < len(trigger.tables)):

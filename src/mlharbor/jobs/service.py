@@ -3,8 +3,8 @@
 Jobs belong to the workspace target's environment: deploying, running and repairing need ``write``
 there, reading ``read``. Runs are driven by a :class:`mlharbor.jobs.runner.JobRunner` in the calling
 process (the scheduler will drive triggered runs); task attempts run in subprocesses by default
-(``executor="in_process"`` for debugging). Logs of subprocess attempts are kept under
-``<home>/job-logs/<run id>/``. ``submit`` (and ``run``/``repair`` with ``wait=False``) return at once
+(``executor="in_process"`` for debugging, ``"ray"`` on a Ray cluster). Logs of attempts are kept
+under ``<home>/job-logs/<run id>/``. ``submit`` (and ``run``/``repair`` with ``wait=False``) return at once
 and drive the run on a thread of this process: how ``mlharbor server`` runs jobs for its clients.
 """
 
@@ -20,7 +20,7 @@ from mlharbor.auth.policy import Permission
 from mlharbor.core.entities import JobRunInfo, TaskLog, TaskRunInfo
 from mlharbor.errors import Conflict, InvalidArgument, NotFound
 from mlharbor.jobs.definitions import Job, replace_job
-from mlharbor.jobs.executors import Executor, InProcessExecutor, SubprocessExecutor
+from mlharbor.jobs.executors import Executor, InProcessExecutor, RayExecutor, SubprocessExecutor
 from mlharbor.jobs.executors.inprocess import Invoker
 from mlharbor.jobs.logs import MAX_LOG_BYTES, follow_log, read_task_log
 from mlharbor.jobs.runner import JobRunner, recover_lost_runs
@@ -30,15 +30,18 @@ if TYPE_CHECKING:
     from mlharbor.catalog.service import CatalogContext
     from mlharbor.core.actors import Actor
 
-EXECUTORS = ("subprocess", "in_process")
+EXECUTORS = ("subprocess", "in_process", "ray")
 
 
 def executor_named(name: str, invoke: Invoker | None = None) -> Executor:
-    """The executor called ``name``; ``invoke`` runs in-process attempts (see InProcessExecutor)."""
+    """The executor called ``name``; ``invoke`` runs in-process and Ray attempts (see InProcessExecutor).
+    ``ray`` connects to ``$MLHARBOR_RAY_ADDRESS`` (else ``$RAY_ADDRESS``, else a local Ray) on first use."""
     if name == "subprocess":
         return SubprocessExecutor()
     if name == "in_process":
         return InProcessExecutor(invoke)
+    if name == "ray":
+        return RayExecutor(invoke)
     raise InvalidArgument(f"unknown executor {name!r}; use {', '.join(EXECUTORS)}")
 
 

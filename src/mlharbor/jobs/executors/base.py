@@ -15,7 +15,7 @@ from mlharbor.jobs.states import TaskState
 @dataclass(frozen=True)
 class Invocation:
     """One attempt of a task: ``kind`` says how ``target`` is run with ``parameters``
-    (:func:`mlharbor.jobs.context.run_invocation`)."""
+    (:func:`mlharbor.task_runtime.run_invocation`)."""
 
     run_id: str
     task_key: str
@@ -25,9 +25,25 @@ class Invocation:
     timeout_s: float | None
     log_dir: Path
     work_dir: Path | None = None  # the project: importable, and the working directory of the attempt
-    kind: str = "python"  # python, script or sql
+    kind: str = "python"  # python, script, sql or notebook
     target_name: str | None = None  # the workspace target SQL tasks read through
     principal: str | None = None  # who SQL tasks act as (None: the embedded local admin)
+
+    def log_file(self, suffix: str) -> Path:
+        """``<log_dir>/<task>-attempt<N><suffix>``: where the attempt's logs (``.stdout.log``,
+        ``.stderr.log``) and a notebook task's executed notebook (:data:`NOTEBOOK_SUFFIX`) go."""
+        return self.log_dir / f"{self.task_key}-attempt{self.attempt}{suffix}"
+
+
+NOTEBOOK_SUFFIX = ".output.ipynb"  # a notebook attempt's executed notebook, next to its logs
+
+
+def notebook_options(invocation: Invocation, output: str, timeout: bool = False) -> dict[str, Any]:
+    """The keyword arguments an invoker takes for a notebook attempt ({} for other kinds): where its
+    executed notebook goes and, when the executor cannot kill the attempt itself, its timeout."""
+    if invocation.kind != "notebook":
+        return {}
+    return {"notebook_output": output, "timeout_s": invocation.timeout_s if timeout else None}
 
 
 @dataclass(frozen=True)

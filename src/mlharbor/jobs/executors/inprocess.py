@@ -2,6 +2,8 @@
 
 A thread cannot be killed: at its timeout the attempt is reported ``timed_out`` and the thread is
 left to finish on its own (its result is discarded). Use the subprocess executor when that matters.
+A notebook task is the exception: its kernel is a process, stopped at the timeout. The executed
+notebook goes next to where the subprocess executor keeps logs (``<task>-attempt<N>.output.ipynb``).
 """
 
 from __future__ import annotations
@@ -11,16 +13,25 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from mlharbor.core.recording import recording
 from mlharbor.errors import MlharborError, UserCodeError
 from mlharbor.jobs.context import run_local
-from mlharbor.jobs.executors.base import AttemptHandle, AttemptResult, Executor, Invocation, Notifier
+from mlharbor.jobs.executors.base import (
+    NOTEBOOK_SUFFIX,
+    AttemptHandle,
+    AttemptResult,
+    Executor,
+    Invocation,
+    Notifier,
+    notebook_options,
+)
 from mlharbor.jobs.states import TaskState
 
-Invoker = Callable[..., dict[str, Any]]  # (kind, target, parameters, work_dir, target_name, principal) -> values
+# (kind, target, parameters, work_dir, target_name, principal[, notebook_output=, timeout_s=]) -> values;
+# the keywords are passed for notebook tasks only (see mlharbor.jobs.context.run_local)
+Invoker = Callable[..., dict[str, Any]]
 
 
 class _ThreadHandle(AttemptHandle):
@@ -39,10 +50,14 @@ class _ThreadHandle(AttemptHandle):
         work_dir = str(self._inv.work_dir) if self._inv.work_dir is not None else None
         if work_dir is not None and work_dir not in sys.path:
             sys.path.insert(0, work_dir)  # the project's modules are importable, as in a subprocess
+        inv = self._inv
+        notebook = inv.log_file(NOTEBOOK_SUFFIX)
+        logs: tuple[str, ...] = ()
         with recording() as io:
             try:
-                inv = self._inv
-                values = self._invoke(inv.kind, inv.target, inv.parameters, work_dir, inv.target_name, inv.principal)
+                options = notebook_options(inv, str(notebook), timeout=True)
+                values = self._invoke(inv.kind, inv.target, inv.parameters, work_dir, inv.target_name, inv.principal,
+                                      **options)
                 result = AttemptResult(TaskState.SUCCEEDED, values)
             except UserCodeError as exc:
                 result = AttemptResult(TaskState.FAILED, error=f"{exc.message}\n{exc.original_traceback}")
@@ -50,9 +65,12 @@ class _ThreadHandle(AttemptHandle):
                 result = AttemptResult(TaskState.FAILED, error=exc.message)
             except BaseException:
                 result = AttemptResult(TaskState.FAILED, error=traceback.format_exc())
-        result = replace(result, io=io.to_dict())
+        if inv.kind == "notebook" and notebook.is_file():
+            logs = (str(notebook),)
+        if self._deadline is not None and time.monotonic() > self._deadline:  # finished too late
+            result = AttemptResult(TaskState.TIMED_OUT, error=f"timed out after {inv.timeout_s:g} s")
         if self._result is None:
-            self._result = result
+            self._result = AttemptResult(result.state, result.values, result.error, logs, io=io.to_dict())
         self._done.fire()
 
     def notify(self, wake: Callable[[], None]) -> bool:

@@ -23,7 +23,15 @@ from collections.abc import Callable
 from typing import Protocol
 
 from mlharbor.jobs.executors import zygote
-from mlharbor.jobs.executors.base import AttemptHandle, AttemptResult, Executor, Invocation, Notifier
+from mlharbor.jobs.executors.base import (
+    NOTEBOOK_SUFFIX,
+    AttemptHandle,
+    AttemptResult,
+    Executor,
+    Invocation,
+    Notifier,
+    notebook_options,
+)
 from mlharbor.jobs.states import TaskState
 
 
@@ -81,11 +89,13 @@ class _ProcessHandle(AttemptHandle):
         invocation.log_dir.mkdir(parents=True, exist_ok=True)
         self._stdout, self._stderr = base.with_suffix(".stdout.log"), base.with_suffix(".stderr.log")
         self._result_file = base.with_suffix(".result.json")
+        self._notebook = invocation.log_file(NOTEBOOK_SUFFIX)
         spec_file = base.with_suffix(".spec.json")
         spec_file.write_text(json.dumps({"target": invocation.target, "parameters": invocation.parameters,
                                          "result_file": str(self._result_file), "kind": invocation.kind,
                                          "target_name": invocation.target_name, "principal": invocation.principal,
-                                         "cwd": str(invocation.work_dir or os.getcwd())}, default=str))
+                                         "cwd": str(invocation.work_dir or os.getcwd()),
+                                         "options": notebook_options(invocation, str(self._notebook))}, default=str))
         cwd = None if invocation.work_dir is None else str(invocation.work_dir)
         with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
             self._proc = self._start([str(spec_file)], out.fileno(), err.fileno(), cwd, warm)
@@ -113,7 +123,8 @@ class _ProcessHandle(AttemptHandle):
         return self._proc.notify(wake)
 
     def _logs(self) -> tuple[str, ...]:
-        return (str(self._stdout), str(self._stderr))
+        notebook = (str(self._notebook),) if self._inv.kind == "notebook" and self._notebook.is_file() else ()
+        return (str(self._stdout), str(self._stderr), *notebook)
 
     def poll(self) -> AttemptResult | None:
         if self._result is not None:
