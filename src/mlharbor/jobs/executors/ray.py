@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mlharbor.core.recording import recording
 from mlharbor.errors import BackendUnavailable, InvalidArgument, MissingDependency, MlharborError, UserCodeError
 from mlharbor.jobs.context import run_local
 from mlharbor.jobs.executors.base import NOTEBOOK_SUFFIX, AttemptHandle, AttemptResult, Executor, Invocation
@@ -112,13 +113,14 @@ def _attempt(invoke: Invoker, call: dict[str, Any], notebook: str) -> dict[str, 
 
 def run_attempt(invoke: Invoker, call: dict[str, Any]) -> dict[str, Any]:
     """The body of the Ray task, in a worker: one attempt with its output captured. Never raises:
-    returns ``ok``, ``values`` or ``error``, ``stdout``, ``stderr`` and ``notebook`` (the executed
-    notebook's text, or None)."""
+    returns ``ok``, ``values`` or ``error``, ``stdout``, ``stderr``, ``notebook`` (the executed
+    notebook's text, or None) and ``io`` (the tables read and written, MLflow runs started)."""
     os.environ.update(call["env"])
     with tempfile.TemporaryDirectory(prefix="mlharbor-ray-attempt-") as scratch:
         notebook = os.path.join(scratch, "output.ipynb")
-        with _output_to_files(scratch) as (out_path, err_path):
+        with _output_to_files(scratch) as (out_path, err_path), recording(process_wide=True) as io:
             out = _attempt(invoke, call, notebook)
+        out["io"] = io.to_dict()
         out["stdout"], out["stderr"] = _captured(out_path), _captured(err_path)
         out["notebook"] = Path(notebook).read_text() if os.path.isfile(notebook) else None
     return out
@@ -151,10 +153,11 @@ class _RayHandle(AttemptHandle):
             self._result = AttemptResult(TaskState.FAILED, error=f"the Ray task failed: {exc}")
             return self._result
         logs = self._write_logs(out)
+        io = dict(out.get("io") or {})
         if out.get("ok"):
-            self._result = AttemptResult(TaskState.SUCCEEDED, dict(out.get("values") or {}), log_paths=logs)
+            self._result = AttemptResult(TaskState.SUCCEEDED, dict(out.get("values") or {}), log_paths=logs, io=io)
         else:
-            self._result = AttemptResult(TaskState.FAILED, error=str(out.get("error", "")), log_paths=logs)
+            self._result = AttemptResult(TaskState.FAILED, error=str(out.get("error", "")), log_paths=logs, io=io)
         return self._result
 
     def _write_logs(self, out: dict[str, Any]) -> tuple[str, ...]:
