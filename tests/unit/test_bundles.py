@@ -269,3 +269,13 @@ def test_a_job_name_belongs_to_one_target(project: Path) -> None:
         ws.auth.grant(ws.actor, "svc_prod", "ml_engineer", ["prod"])  # type: ignore[arg-type]
         with pytest.raises(Conflict, match="belongs to target 'staging'"):
             BundleDeployment.open(ws, project, "prod").deploy()
+
+
+def test_fields_of_the_wrong_type_are_refused_with_where(project: Path) -> None:
+    for bad, message in (("max_retries: x", "max_retries must be a number"),
+                         ("retry_backoff: 1.0e+300", "retry_backoff"),
+                         ("timeout_s: [1]", "timeout_s must be a number")):
+        (project / "mlharbor.yml").write_text(BUNDLE.replace("parameters: {rows: \"{{job.parameters.rows}}\"}}",
+                                                             f"parameters: {{rows: 1}}, {bad}}}"))
+        with pytest.raises(InvalidArgument, match=f"resources.jobs.features: .*{message}"):
+            resolve(BundleFile.load(project), "dev", user="alice")

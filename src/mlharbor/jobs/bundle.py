@@ -356,6 +356,8 @@ def resolve(bundle: BundleFile, target: str | None = None, variables: dict[str, 
             jobs[key] = Job.from_dict(data)
         except InvalidArgument as exc:
             raise InvalidArgument(f"{where}: {exc.message}") from None
+        except (TypeError, ValueError) as exc:  # a field of the wrong type (e.g. text where a number goes)
+            raise InvalidArgument(f"{where}: {exc}") from None
     experiments: dict[str, ExperimentSpec] = {}
     for key, raw in resources.get("experiments", {}).items():
         where = f"resources.experiments.{key}"

@@ -127,10 +127,16 @@ def _dependency(value: str | Dependency | dict[str, Any]) -> Dependency:
 
 def _check_task(t: Task) -> None:
     check_key(t.key)
+    for name, number in (("max_retries", t.max_retries), ("min_retry_interval_s", t.min_retry_interval_s),
+                         ("retry_backoff", t.retry_backoff), ("timeout_s", t.timeout_s), ("cache_ttl_s", t.cache_ttl_s),
+                         ("concurrency", t.concurrency)):
+        if number is not None and (isinstance(number, bool) or not isinstance(number, int | float)):
+            raise InvalidArgument(f"task {t.key}: {name} must be a number, not {number!r}")
     if t.max_retries < 0 or t.max_retries > 100:
         raise InvalidArgument(f"task {t.key}: max_retries must be between 0 and 100")
-    if t.min_retry_interval_s < 0 or t.retry_backoff < 1:
-        raise InvalidArgument(f"task {t.key}: min_retry_interval_s must be >= 0 and retry_backoff >= 1")
+    if not 0 <= t.min_retry_interval_s <= 86_400 or not 1 <= t.retry_backoff <= 10:
+        raise InvalidArgument(f"task {t.key}: min_retry_interval_s must be between 0 and 86400 and retry_backoff "
+                              "between 1 and 10")
     if t.timeout_s is not None and t.timeout_s <= 0:
         raise InvalidArgument(f"task {t.key}: timeout_s must be positive")
     if t.cache and t.kind not in (TaskKind.PYTHON, TaskKind.SCRIPT, TaskKind.SQL):

@@ -193,10 +193,11 @@ class JobRepository:
         return bool(execute_core(self._session, stmt).rowcount)
 
     def fires(self, job_name: str, limit: int = 100) -> builtins.list[tuple[str, Any, str | None]]:
-        """(fire key, fire time, run id) of a job's firings, oldest first."""
+        """(fire key, fire time, run id) of a job's latest ``limit`` firings, oldest first."""
         stmt = (select(TriggerFireRow.fire_key, TriggerFireRow.fire_time, TriggerFireRow.run_id)
-                .where(TriggerFireRow.job_name == job_name).order_by(TriggerFireRow.fire_time).limit(limit))
-        return [(r[0], as_utc(r[1]), r[2]) for r in self._session.execute(stmt)]
+                .where(TriggerFireRow.job_name == job_name)
+                .order_by(TriggerFireRow.fire_time.desc(), TriggerFireRow.id.desc()).limit(limit))
+        return [(r[0], as_utc(r[1]), r[2]) for r in reversed(list(self._session.execute(stmt)))]
 
     def fire_keys(self, job_name: str, kind: str) -> builtins.list[str]:
         """Every fire key of one trigger kind of a job, in firing order."""
