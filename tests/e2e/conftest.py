@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -72,6 +73,35 @@ def _wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float) -> http
 
 
 ServerFactory = Callable[..., AbstractContextManager[dict[str, Any]]]
+
+
+@contextmanager
+def _serve_in_thread(app: Any) -> Iterator[str]:
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(url + "/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def serve_app() -> Callable[[Any], AbstractContextManager[str]]:
+    """``with serve_app(app) as url:`` serves an ASGI app with uvicorn on a free port, on a thread of
+    this process (stopped when the block ends)."""
+    return _serve_in_thread
 
 
 @pytest.fixture

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +11,6 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import pytest
-import uvicorn
 from fastapi.routing import APIRoute
 
 from mlharbor.api.app import create_app
@@ -37,34 +33,15 @@ class Server:
     app: object
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, serve_app: Any) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("server")
     services = Services.build(load_settings(root, environ={}))
     token = services.auth.bootstrap_admin()
     assert token is not None
     app = create_app(services=services)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(url + "/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    yield Server(url, token, services, app)
-    srv.should_exit = True
-    thread.join(10)
+    with serve_app(app) as url:
+        yield Server(url, token, services, app)
     services.close()
 
 

@@ -5,9 +5,7 @@ with the same permissions, audit and error classes as ``ws.jobs``."""
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from mlharbor.api.app import create_app
 from mlharbor.client import RestJobs
@@ -78,12 +75,6 @@ NIGHTLY = Job("nightly", [py("extract", "extract", rows="{{job.parameters.rows}}
               parameters={"rows": 7}, description="extract then train", tags={"team": "growth"})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Server:
     url: str
@@ -98,41 +89,22 @@ class Server:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
 
-def _serve(services: Services) -> tuple[str, uvicorn.Server, threading.Thread]:
-    """An app over ``services`` on a free port, on a thread; (url, server, thread)."""
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(create_app(services=services), host="127.0.0.1", port=port,
-                                       log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(url + "/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    return url, uv, thread
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, serve_app: Any) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("jobs-api")
     (root / f"{MODULE}.py").write_text(TASKS)
     (root / "mlharbor.toml").write_text("[policy]\nallow_in_process_jobs = true\n")  # the tests use both executors
     services = Services.build(load_settings(root, environ={}))
     admin = services.auth.bootstrap_admin()
     assert admin is not None
-    url, uv, thread = _serve(services)
-    tokens = {"admin": admin}
-    with Workspace.connect(url, token=admin) as ws:
-        for name, role in (("dana", "data_scientist"), ("vic", "viewer")):
-            ws.access.create_principal(name)
-            ws.access.grant(name, role)
-            tokens[name] = ws.access.create_token("api", principal=name)[1]
-    yield Server(url, root, services, tokens)
-    uv.should_exit = True
-    thread.join(10)
+    with serve_app(create_app(services=services)) as url:
+        tokens = {"admin": admin}
+        with Workspace.connect(url, token=admin) as ws:
+            for name, role in (("dana", "data_scientist"), ("vic", "viewer")):
+                ws.access.create_principal(name)
+                ws.access.grant(name, role)
+                tokens[name] = ws.access.create_token("api", principal=name)[1]
+        yield Server(url, root, services, tokens)
     services.close()
     sys.modules.pop(MODULE, None)
 
@@ -367,19 +339,18 @@ def test_what_only_the_server_machine_does(server: Server) -> None:
             ws.jobs.recover()
 
 
-def test_in_process_runs_through_the_api_need_the_policy(tmp_path: Path) -> None:
+def test_in_process_runs_through_the_api_need_the_policy(tmp_path: Path, serve_app: Any) -> None:
     services = Services.build(load_settings(tmp_path, environ={}))
     token = services.auth.bootstrap_admin()
-    url, uv, thread = _serve(services)
     try:
-        h = {"Authorization": f"Bearer {token}"}
-        job = Job("noop", [Task("c", TaskKind.CONDITION, parameters={"left": 1, "op": "==", "right": 1})])
-        assert httpx.put(f"{url}/api/v1/jobs/noop", json=job.to_dict(), headers=h).status_code == 200
-        r = httpx.post(f"{url}/api/v1/jobs/noop/runs", json={"executor": "in_process"}, headers=h)
-        assert r.status_code == 400 and "allow_in_process_jobs" in r.json()["message"]
-        assert httpx.get(f"{url}/api/v1/job-runs", headers=h).json() == []  # nothing was recorded
-        assert httpx.post(f"{url}/api/v1/jobs/noop/runs", json={"executor": "subprocess"}, headers=h).status_code == 202
+        with serve_app(create_app(services=services)) as url:
+            h = {"Authorization": f"Bearer {token}"}
+            job = Job("noop", [Task("c", TaskKind.CONDITION, parameters={"left": 1, "op": "==", "right": 1})])
+            assert httpx.put(f"{url}/api/v1/jobs/noop", json=job.to_dict(), headers=h).status_code == 200
+            r = httpx.post(f"{url}/api/v1/jobs/noop/runs", json={"executor": "in_process"}, headers=h)
+            assert r.status_code == 400 and "allow_in_process_jobs" in r.json()["message"]
+            assert httpx.get(f"{url}/api/v1/job-runs", headers=h).json() == []  # nothing was recorded
+            r = httpx.post(f"{url}/api/v1/jobs/noop/runs", json={"executor": "subprocess"}, headers=h)
+            assert r.status_code == 202
     finally:
-        uv.should_exit = True
-        thread.join(10)
         services.close()

@@ -4,9 +4,7 @@ API over REST (uvicorn on 127.0.0.1), with the same permissions, checks, events 
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-import uvicorn
 from sklearn.linear_model import LogisticRegression
 
 from mlharbor.api.app import create_app
@@ -50,12 +47,6 @@ class Registry:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _fitted(seed: int) -> tuple[LogisticRegression, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     x = pd.DataFrame(rng.random((40, 3)), columns=["a", "b", "c"])
@@ -63,7 +54,7 @@ def _fitted(seed: int) -> tuple[LogisticRegression, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+def registry(tmp_path_factory: pytest.TempPathFactory, serve_app: Any) -> Iterator[Registry]:
     root = tmp_path_factory.mktemp("models-api")
     (root / "mlharbor.toml").write_text("[policy]\nwebhook_allow_private = true\n")
     with Workspace.open(root) as local:  # artifacts are logged locally; the registry is used through the server
@@ -74,27 +65,14 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     services = Services.build(load_settings(root, environ={}))
     admin = services.auth.bootstrap_admin()
     assert admin is not None
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(services=services), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(url + "/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    tokens = {"admin": admin}
-    with Workspace.connect(url, token=admin) as ws:
-        for name, role in (("dana", "data_scientist"), ("mel", "ml_engineer"), ("vic", "viewer")):
-            ws.access.create_principal(name)
-            ws.access.grant(name, role)
-            tokens[name] = ws.access.create_token("api", principal=name)[1]
-    yield Registry(url, services, tokens, manifest)
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(create_app(services=services)) as url:
+        tokens = {"admin": admin}
+        with Workspace.connect(url, token=admin) as ws:
+            for name, role in (("dana", "data_scientist"), ("mel", "ml_engineer"), ("vic", "viewer")):
+                ws.access.create_principal(name)
+                ws.access.grant(name, role)
+                tokens[name] = ws.access.create_token("api", principal=name)[1]
+        yield Registry(url, services, tokens, manifest)
     services.close()
 
 
