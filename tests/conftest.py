@@ -130,3 +130,20 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield str(ray.get_runtime_context().gcs_address)
     finally:
         ray.shutdown()
+
+
+def _wait_until(predicate: Any, timeout: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {getattr(predicate, '__name__', predicate)}")
+
+
+@pytest.fixture
+def wait_until() -> Any:
+    """``wait_until(predicate, timeout=60)``: poll until ``predicate()`` is true; AssertionError at the timeout."""
+    return _wait_until

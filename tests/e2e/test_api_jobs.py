@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,15 +108,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, serve_app: Any) -> Iterator
     sys.modules.pop(MODULE, None)
 
 
-def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def test_deploy_get_list_delete(server: Server) -> None:
     with server.connect("dana") as ws:
         jobs = ws.jobs
@@ -216,7 +206,7 @@ def test_a_job_object_is_deployed_then_run(server: Server) -> None:
         assert ws.jobs.get("adhoc") == replace_job(job, run_as="dana", target="dev")
 
 
-def test_cancel_a_running_run_and_follow_its_log(server: Server) -> None:
+def test_cancel_a_running_run_and_follow_its_log(server: Server, wait_until: Any) -> None:
     gate = "cancel.gate"
     job = Job("long", [Task("chatter", TaskKind.PYTHON, f"{MODULE}:chatter", parameters={"lines": 30, "gate": gate})])
     pid_file = server.root / "chatter.pid"
@@ -224,7 +214,7 @@ def test_cancel_a_running_run_and_follow_its_log(server: Server) -> None:
     with server.connect("dana") as ws:
         ws.jobs.deploy(job)
         run = ws.jobs.run("long", wait=False)
-        _wait_for(lambda: ws.jobs.read_log(run.id, "chatter").text.endswith("line 29\n"))
+        wait_until(lambda: ws.jobs.read_log(run.id, "chatter").text.endswith("line 29\n"))
         assert ws.jobs.get_run(run.id).state == "running"
         with server.connect("vic") as viewer, pytest.raises(PermissionDenied, match="vic lacks 'write' in dev"):
             viewer.jobs.cancel(run.id)

@@ -3,9 +3,9 @@ transition request (compliance checks), and an approval gate that waits — then
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,16 +33,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
 
 
-def wait_for(predicate, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting")
-
-
-def test_new_version_waits_for_approval_then_is_promoted(home: Path) -> None:
+def test_new_version_waits_for_approval_then_is_promoted(home: Path, wait_until: Any) -> None:
     with Workspace.open(home) as ws:
         job = deployment_job(MODEL, "dev.eval.holdout", "y", thresholds={"accuracy": {"min_value": 0.8}})
         assert ws.jobs.deploy(job)
@@ -58,7 +49,7 @@ def test_new_version_waits_for_approval_then_is_promoted(home: Path) -> None:
         def approval_state() -> str:
             return {t.task_key: t.state for t in ws.jobs.task_runs(run_id)}["approval"]
 
-        wait_for(lambda: approval_state() == "waiting")  # a real waiting state
+        wait_until(lambda: approval_state() == "waiting", timeout=120)  # a real waiting state
         tasks = {t.task_key: t for t in ws.jobs.task_runs(run_id)}
         assert tasks["evaluate"].values["blessed"] is True and tasks["evaluate"].values["version"] == mv.version
         assert tasks["request"].values["checks_passed"] is True
@@ -67,14 +58,14 @@ def test_new_version_waits_for_approval_then_is_promoted(home: Path) -> None:
     with Workspace.open(home, principal="mel") as mel:
         mel.models.approve(request_id, "ship it")
     with Workspace.open(home) as ws:
-        wait_for(lambda: ws.jobs.get_run(run_id).state != "running")
+        wait_until(lambda: ws.jobs.get_run(run_id).state != "running")
         assert ws.jobs.get_run(run_id).state == "succeeded"
         assert ws.models.get_version(MODEL, mv.version).stage is ModelStage.PRODUCTION
         gate = {t.task_key: t for t in ws.jobs.task_runs(run_id)}["approval"]
         assert gate.values["status"] == "approved" and gate.values["decided_by"] == "mel"
 
 
-def test_rejection_fails_the_job_and_bad_definitions(home: Path) -> None:
+def test_rejection_fails_the_job_and_bad_definitions(home: Path, wait_until: Any) -> None:
     with Workspace.open(home) as ws:
         frame = ws.tables.read("dev.eval.holdout").to_pandas()
         model = LogisticRegression().fit(frame[["a", "b"]], frame["y"])
@@ -92,7 +83,7 @@ def test_rejection_fails_the_job_and_bad_definitions(home: Path) -> None:
     thread = threading.Thread(target=go)
     thread.start()
     with Workspace.open(home) as ws:
-        wait_for(lambda: bool(ws.jobs.runs(job.name)) and any(
+        wait_until(lambda: bool(ws.jobs.runs(job.name)) and any(
             t.state == "waiting" for t in ws.jobs.task_runs(ws.jobs.runs(job.name)[0].id)))
         request_id = {t.task_key: t for t in ws.jobs.task_runs(ws.jobs.runs(job.name)[0].id)}["request"].values[
             "request_id"]

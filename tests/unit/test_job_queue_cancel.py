@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,15 +42,6 @@ def runner(ws: Workspace) -> JobRunner:
                      poll_interval=0.02, work_dir=ws.settings.project_root)  # type: ignore[union-attr]
 
 
-def wait(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def test_runs_queue_beyond_max_concurrent_runs(ws: Workspace) -> None:
     job = Job("one_at_a_time", [Task("nap", TaskKind.PYTHON, "qtasks:nap", parameters={"seconds": 0.8})],
               max_concurrent_runs=1)
@@ -66,7 +58,7 @@ def test_runs_queue_beyond_max_concurrent_runs(ws: Workspace) -> None:
     assert starts == sorted(starts)  # first come, first served
 
 
-def test_cancel_running_and_queued_runs(ws: Workspace) -> None:
+def test_cancel_running_and_queued_runs(ws: Workspace, wait_until: Any) -> None:
     pid_file = ws.settings.project_root / "pid"  # type: ignore[union-attr]
     job = Job("long", [Task("nap", TaskKind.PYTHON, "qtasks:nap", parameters={"seconds": 60,
                                                                               "pid_file": str(pid_file)})],
@@ -74,13 +66,13 @@ def test_cancel_running_and_queued_runs(ws: Workspace) -> None:
     r = runner(ws)
     first = r.submit(job)
     second = r.submit(job)
-    wait(lambda: pid_file.exists() and ws.jobs.get_run(first.id).state == "running")
+    wait_until(lambda: pid_file.exists() and ws.jobs.get_run(first.id).state == "running")
     assert ws.jobs.get_run(second.id).state == "queued"
     ws.jobs.cancel(second.id)
-    wait(lambda: ws.jobs.get_run(second.id).state == "cancelled")
+    wait_until(lambda: ws.jobs.get_run(second.id).state == "cancelled")
     assert ws.jobs.get_run(second.id).message == "cancelled while queued"
     ws.jobs.cancel(first.id)
-    wait(lambda: ws.jobs.get_run(first.id).state == "cancelled", timeout=10)
+    wait_until(lambda: ws.jobs.get_run(first.id).state == "cancelled", timeout=10)
     assert ws.jobs.task_runs(first.id)[0].state == "cancelled"
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)  # the attempt's process was killed
