@@ -177,8 +177,9 @@ def test_jobs_through_the_server(project: Path, server_factory: Any) -> None:
         assert {t["task_key"]: t["values"] for t in shown["tasks"]} == {"extract": {"rows": 5}, "train": {"score": 0.5}}
         assert shown["parameters"] == {"rows": 5} and shown["created_by"] == "admin"
 
-        out = json.loads(cli(project, "jobs", "run", "nightly", "--param", "rows=20", "--executor", "in_process",
-                             "--json", env=env).stdout)
+        refused = cli(project, "jobs", "run", "nightly", "--executor", "in_process", env=env, check=False)
+        assert refused.returncode == 1 and "allow_in_process_jobs" in refused.stderr  # not in the server process
+        out = json.loads(cli(project, "jobs", "run", "nightly", "--param", "rows=20", "--json", env=env).stdout)
         assert out["state"] == "succeeded" and out["tasks"][1]["values"] == {"score": 2.0}
         assert cli(project, "jobs", "logs", run_id, "extract", env=env).stdout == "extracted 5 rows\n"
         assert [r["id"] for r in json.loads(cli(project, "jobs", "runs", "nightly", "--json", env=env).stdout)] == [
