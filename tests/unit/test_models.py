@@ -129,6 +129,16 @@ def test_failing_predict_on_example_is_user_code(ws: Workspace) -> None:
         ws.models.log_model(fitted(), MODEL, input_example=pd.DataFrame({"z": [1.0]}))
 
 
+def test_an_input_example_mlflow_cannot_check_is_a_clear_error(ws: Workspace) -> None:
+    from mlharbor.errors import InvalidArgument
+
+    model = LogisticRegression().fit([[0.0], [1.0], [0.1], [0.9]], [0, 1, 0, 1])
+    with pytest.raises(InvalidArgument, match=r"input example: .*DataFrame"):
+        ws.models.log_model(model, MODEL, input_example=[[0.5]])  # a list of lists: MLflow refuses it
+    with pytest.raises(Exception, match="does not exist"):
+        ws.models.get_model(MODEL)  # nothing was registered
+
+
 def test_request_and_approve_workflow(home: Path) -> None:
     with as_user(home, "dana") as dana:
         v1 = dana.models.log_model(fitted(0), MODEL, input_example=frame()[0].head(2), description="first")

@@ -491,14 +491,19 @@ def save_pyfunc(path: Path, loader_module: str, data_path: Path, pip_requirement
     comes from the input example and the model's output on it.
     """
     import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
 
     with _quiet():
-        signature = infer_signature(input_example, output_example) if input_example is not None else None
-        mlflow.pyfunc.save_model(
-            str(path), loader_module=loader_module, data_path=str(data_path), pip_requirements=pip_requirements,
-            signature=signature, input_example=input_example, metadata=metadata,
-        )
+        try:
+            signature = infer_signature(input_example, output_example) if input_example is not None else None
+            mlflow.pyfunc.save_model(
+                str(path), loader_module=loader_module, data_path=str(data_path), pip_requirements=pip_requirements,
+                signature=signature, input_example=input_example, metadata=metadata,
+            )
+        except MlflowException as exc:  # e.g. an input example that does not match the signature it implies
+            raise InvalidArgument(f"cannot package the model with this input example: {exc.message} (pass a "
+                                  "DataFrame, or a 2-D array, of a few rows of the model's input)") from None
 
 
 @contextmanager
