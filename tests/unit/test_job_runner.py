@@ -14,8 +14,9 @@ import pytest
 from mlharbor.config import load_settings
 from mlharbor.errors import Conflict, InvalidArgument
 from mlharbor.jobs import Dependency, Job, JobRunState, RunIf, Task, TaskKind, TaskState
+from mlharbor.jobs.definitions import evaluate_condition
 from mlharbor.jobs.executors import Executor, InProcessExecutor, SubprocessExecutor
-from mlharbor.jobs.runner import JobRunner, evaluate_condition
+from mlharbor.jobs.runner import JobRunner
 from mlharbor.meta import MetadataStore
 
 TASKS = '''

@@ -275,11 +275,18 @@ def _prefixed(kind: str, name: str, prefix: str) -> str:
     return f"{prefix}{name}"
 
 
-def resolve(bundle: BundleFile, target: str | None = None, variables: dict[str, Any] | None = None,
-            user: str = "user") -> ResolvedBundle:
-    """``bundle`` for ``target`` (default: the target marked default) with variable overrides
-    (command line or environment), acting for ``user`` (whose name prefixes development resources)."""
-    tname = target or bundle.default_target()
+@dataclass(frozen=True)
+class _Target:
+    name: str
+    spec: dict[str, Any]
+    mode: str | None
+    run_as: str | None
+    prefix: str  # put before every resource name
+    tags: dict[str, str]  # on every resource
+
+
+def _target(bundle: BundleFile, tname: str, user: str) -> _Target:
+    """A target's mode, run-as principal, name prefix and tags, checked."""
     if tname not in bundle.targets:
         raise InvalidArgument(f"bundle {bundle.name} has no target {tname!r}; it has {', '.join(bundle.targets)}")
     spec = bundle.targets[tname]
@@ -297,94 +304,101 @@ def resolve(bundle: BundleFile, target: str | None = None, variables: dict[str, 
     prefix = presets.get("name_prefix", f"dev_{safe_user(user)}_" if mode == "development" else "")
     if not isinstance(prefix, str) or (prefix and not re.fullmatch(r"[A-Za-z0-9_\-]+", prefix)):
         raise InvalidArgument(f"targets.{tname}.presets.name_prefix uses letters, digits, _ or -")
-    extra_tags = {str(k): str(v) for k, v in _mapping(presets.get("tags"), "presets.tags").items()}
+    tags = _tags({"bundle": bundle.name, "bundle_target": tname}, presets.get("tags"), "presets.tags")
+    return _Target(tname, spec, mode, run_as, prefix, tags)
 
-    values: dict[str, Any] = {}
-    overrides = {**_mapping(spec.get("variables"), f"targets.{tname}.variables"), **(variables or {})}
-    unknown = set(overrides) - set(bundle.variables)
+
+def _tags(base: dict[str, str], extra: Any, where: str) -> dict[str, str]:
+    return {**base, **{str(k): str(v) for k, v in _mapping(extra, where).items()}}
+
+
+def _lookup(bundle: BundleFile, target: _Target, overrides: dict[str, Any], user: str) -> dict[str, Any]:
+    """What ``${...}`` references resolve to, variables first (overrides, then the target's, then defaults)."""
+    given = {**_mapping(target.spec.get("variables"), f"targets.{target.name}.variables"), **overrides}
+    unknown = set(given) - set(bundle.variables)
     if unknown:
         raise InvalidArgument(f"unknown variables {sorted(unknown)}; the bundle declares "
                               f"{sorted(bundle.variables) or 'none'}")
-    missing = []
-    for vname, vspec in bundle.variables.items():
-        if vname in overrides:
-            values[vname] = overrides[vname]
-        elif "default" in vspec:
-            values[vname] = vspec["default"]
-        else:
-            missing.append(vname)
+    missing = [v for v, spec in bundle.variables.items() if v not in given and "default" not in spec]
     if missing:
-        raise InvalidArgument(f"variables {missing} have no value: set them in targets.{tname}.variables or "
+        raise InvalidArgument(f"variables {missing} have no value: set them in targets.{target.name}.variables or "
                               "pass --var NAME=VALUE")
+    values = {v: given[v] if v in given else spec["default"] for v, spec in bundle.variables.items()}
     lookup: dict[str, Any] = {f"var.{k}": v for k, v in values.items()}
-    lookup.update({"bundle.name": bundle.name, "bundle.target": tname, "workspace.current_user": user})
-    # variables may refer to bundle.* and other variables once
-    for k, v in values.items():
+    lookup.update({"bundle.name": bundle.name, "bundle.target": target.name, "workspace.current_user": user})
+    for k, v in values.items():  # variables may refer to bundle.* and other variables once
         lookup[f"var.{k}"] = _substitute(v, lookup, f"variables.{k}")
+    return lookup
 
-    resources = merge(bundle.resources, _mapping(spec.get("resources"), f"targets.{tname}.resources"))
+
+def _job(where: str, raw: dict[str, Any], name: str, lookup: dict[str, Any], target: _Target) -> Job:
+    data = _substitute({k: v for k, v in raw.items() if k != "name"}, lookup, where)
+    if "target" in data:
+        raise InvalidArgument(f"{where}: a job's target comes from the bundle target; remove it")
+    data["name"] = name
+    data["tags"] = _tags(target.tags, data.get("tags"), f"{where}.tags")
+    data.setdefault("run_as", target.run_as)
+    if target.mode == "development":  # a personal copy fires nothing on its own
+        if data.get("schedule") is not None:
+            schedule = data["schedule"]
+            data["schedule"] = {**({"cron": schedule} if isinstance(schedule, str) else schedule), "paused": True}
+        if data.get("trigger") is not None:
+            data["trigger"] = {**_mapping(data["trigger"], f"{where}.trigger"), "paused": True}
+    try:
+        return Job.from_dict(data)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{where}: {exc.message}") from None
+    except (TypeError, ValueError) as exc:  # a field of the wrong type (e.g. text where a number goes)
+        raise InvalidArgument(f"{where}: {exc}") from None
+
+
+def _experiment(where: str, raw: dict[str, Any], name: str, lookup: dict[str, Any],
+                target: _Target) -> ExperimentSpec:
+    data = _substitute(raw, lookup, where)
+    unknown = set(data) - {"name", "tags"}
+    if unknown:
+        raise InvalidArgument(f"{where}: unknown keys {sorted(unknown)}; use name, tags")
+    return ExperimentSpec(name, _tags(target.tags, data.get("tags"), f"{where}.tags"))
+
+
+def _model(where: str, raw: dict[str, Any], name: str, lookup: dict[str, Any], target: _Target) -> ModelSpec:
+    data = _substitute(raw, lookup, where)
+    unknown = set(data) - {"name", "description", "tags", "checks"}
+    if unknown:
+        raise InvalidArgument(f"{where}: unknown keys {sorted(unknown)}; use name, description, tags, checks")
+    if name.count(".") != 2:
+        raise InvalidArgument(f"{where}.name {name!r} must be catalog.schema.model")
+    checks = data.get("checks")
+    if checks is not None and not isinstance(checks, dict):
+        raise InvalidArgument(f"{where}.checks must be a mapping of check name to its settings")
+    return ModelSpec(name, str(data.get("description", "")), _tags(target.tags, data.get("tags"), f"{where}.tags"),
+                     checks)
+
+
+def resolve(bundle: BundleFile, target: str | None = None, variables: dict[str, Any] | None = None,
+            user: str = "user") -> ResolvedBundle:
+    """``bundle`` for ``target`` (default: the target marked default) with variable overrides
+    (command line or environment), acting for ``user`` (whose name prefixes development resources)."""
+    tgt = _target(bundle, target or bundle.default_target(), user)
+    lookup = _lookup(bundle, tgt, variables or {}, user)
+    resources = merge(bundle.resources, _mapping(tgt.spec.get("resources"), f"targets.{tgt.name}.resources"))
     unknown = set(resources) - set(RESOURCE_KINDS)
     if unknown:
-        raise InvalidArgument(f"targets.{tname}.resources: unknown kinds {sorted(unknown)}")
+        raise InvalidArgument(f"targets.{tgt.name}.resources: unknown kinds {sorted(unknown)}")
     # names first, so resources can refer to each other's (prefixed) names
-    names: dict[str, dict[str, str]] = {}
+    names: dict[str, dict[str, str]] = {kind: {} for kind in RESOURCE_KINDS}
     for kind in RESOURCE_KINDS:
         for key, raw in resources.get(kind, {}).items():
             base = _substitute(raw.get("name", key), lookup, f"resources.{kind}.{key}.name")
             if not isinstance(base, str) or not base:
                 raise InvalidArgument(f"resources.{kind}.{key}.name must be text")
-            names.setdefault(kind, {})[key] = _prefixed(kind, base, prefix)
-            lookup[f"resources.{kind}.{key}.name"] = names[kind][key]
-    tags = {"bundle": bundle.name, "bundle_target": tname, **extra_tags}
+            names[kind][key] = lookup[f"resources.{kind}.{key}.name"] = _prefixed(kind, base, tgt.prefix)
 
-    jobs: dict[str, Job] = {}
-    for key, raw in resources.get("jobs", {}).items():
-        where = f"resources.jobs.{key}"
-        data = _substitute({k: v for k, v in raw.items() if k != "name"}, lookup, where)
-        if "target" in data:
-            raise InvalidArgument(f"{where}: a job's target comes from the bundle target; remove it")
-        data["name"] = names["jobs"][key]
-        data["tags"] = {**tags, **{str(k): str(v) for k, v in _mapping(data.get("tags"), f"{where}.tags").items()}}
-        data.setdefault("run_as", run_as)
-        if mode == "development":
-            if data.get("schedule") is not None:
-                schedule = data["schedule"]
-                data["schedule"] = {**({"cron": schedule} if isinstance(schedule, str) else schedule), "paused": True}
-            if data.get("trigger") is not None:
-                data["trigger"] = {**_mapping(data["trigger"], f"{where}.trigger"), "paused": True}
-        try:
-            jobs[key] = Job.from_dict(data)
-        except InvalidArgument as exc:
-            raise InvalidArgument(f"{where}: {exc.message}") from None
-        except (TypeError, ValueError) as exc:  # a field of the wrong type (e.g. text where a number goes)
-            raise InvalidArgument(f"{where}: {exc}") from None
-    experiments: dict[str, ExperimentSpec] = {}
-    for key, raw in resources.get("experiments", {}).items():
-        where = f"resources.experiments.{key}"
-        data = _substitute(raw, lookup, where)
-        unknown = set(data) - {"name", "tags"}
-        if unknown:
-            raise InvalidArgument(f"{where}: unknown keys {sorted(unknown)}; use name, tags")
-        experiments[key] = ExperimentSpec(names["experiments"][key],
-                                          {**tags, **{str(k): str(v) for k, v in
-                                                      _mapping(data.get("tags"), f"{where}.tags").items()}})
-    models: dict[str, ModelSpec] = {}
-    for key, raw in resources.get("registered_models", {}).items():
-        where = f"resources.registered_models.{key}"
-        data = _substitute(raw, lookup, where)
-        unknown = set(data) - {"name", "description", "tags", "checks"}
-        if unknown:
-            raise InvalidArgument(f"{where}: unknown keys {sorted(unknown)}; use name, description, tags, checks")
-        name = names["registered_models"][key]
-        if name.count(".") != 2:
-            raise InvalidArgument(f"{where}.name {name!r} must be catalog.schema.model")
-        checks = data.get("checks")
-        if checks is not None and not isinstance(checks, dict):
-            raise InvalidArgument(f"{where}.checks must be a mapping of check name to its settings")
-        models[key] = ModelSpec(name, str(data.get("description", "")),
-                                {**tags, **{str(k): str(v) for k, v in _mapping(data.get("tags"),
-                                                                                f"{where}.tags").items()}},
-                                checks)
-    workspace_target = str(spec.get("workspace_target") or tname)
-    return ResolvedBundle(bundle.name, tname, workspace_target, mode, run_as, user, jobs, experiments, models,
-                          {k: lookup[f"var.{k}"] for k in values})
+    def each(kind: str, make: Any) -> dict[str, Any]:
+        return {key: make(f"resources.{kind}.{key}", raw, names[kind][key], lookup, tgt)
+                for key, raw in resources.get(kind, {}).items()}
+
+    return ResolvedBundle(bundle.name, tgt.name, str(tgt.spec.get("workspace_target") or tgt.name), tgt.mode,
+                          tgt.run_as, user, each("jobs", _job), each("experiments", _experiment),
+                          each("registered_models", _model),
+                          {k.removeprefix("var."): v for k, v in lookup.items() if k.startswith("var.")})

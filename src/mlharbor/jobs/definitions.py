@@ -20,6 +20,8 @@ In Python, ``@task`` turns an importable function into a task template; calling 
 from __future__ import annotations
 
 import inspect
+import json
+import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -34,7 +36,9 @@ from mlharbor.jobs.triggers import Trigger, trigger_from_dict, trigger_to_dict
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$")
 _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-CONDITION_OPS = ("==", "!=", ">", ">=", "<", "<=")
+_OPS: dict[str, Callable[[Any, Any], bool]] = {"==": operator.eq, "!=": operator.ne, ">": operator.gt,
+                                               ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+CONDITION_OPS = tuple(_OPS)
 
 
 class TaskKind(StrEnum):
@@ -46,6 +50,24 @@ class TaskKind(StrEnum):
     CONDITION = "condition"  # parameters: left, op, right; downstream tasks pick the true or false outcome
     FOR_EACH = "for_each"  # parameters: inputs; ``nested`` runs once per input
     APPROVAL = "approval"  # parameters: request_id; waits until the registry request is decided
+
+
+def evaluate_condition(left: Any, op: str, right: Any) -> bool:
+    """Compare two rendered values; numbers compare as numbers, anything else as text."""
+    def number(v: Any) -> float | None:
+        if isinstance(v, bool):
+            return None
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return None
+
+    a, b = number(left), number(right)
+    if a is not None and b is not None:
+        return _OPS[op](a, b)
+    if op not in ("==", "!="):
+        raise InvalidArgument(f"cannot compare {left!r} {op} {right!r}: ordering needs two numbers")
+    return _OPS[op](json.dumps(left, sort_keys=True, default=str), json.dumps(right, sort_keys=True, default=str))
 
 
 def check_key(key: str, what: str = "task key") -> str:

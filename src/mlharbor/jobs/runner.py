@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import operator
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -35,8 +32,9 @@ from mlharbor.core.ids import new_id
 from mlharbor.core.recording import merge_io
 from mlharbor.errors import Conflict, InvalidArgument, MlharborError
 from mlharbor.jobs.cache import cache_key
-from mlharbor.jobs.definitions import Job, Task, TaskKind
+from mlharbor.jobs.definitions import Job, Task, TaskKind, evaluate_condition
 from mlharbor.jobs.executors.base import AttemptHandle, AttemptResult, Executor, Invocation, Notifier
+from mlharbor.jobs.records import RUN_STARTED, notify_run, record_task_lineage, runner_identity
 from mlharbor.jobs.states import REPAIRABLE, TERMINAL, JobRunState, TaskState, decide, run_result
 from mlharbor.jobs.templating import RenderContext, render
 
@@ -44,8 +42,6 @@ if TYPE_CHECKING:
     from mlharbor.meta import MetadataStore
 
 _log = logging.getLogger("mlharbor.jobs")
-_OPS: dict[str, Callable[[Any, Any], bool]] = {"==": operator.eq, "!=": operator.ne, ">": operator.gt,
-                                               ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 
 @dataclass
@@ -90,109 +86,13 @@ class _RunState:
         for cache, key, values in caches:
             tx.jobs.cache(cache, self.job.name, key, self.run.id, values)
         for key, io in lineage:
-            _record_lineage(tx, self.run.created_by, self.job.name, self.run.id, key, io)
+            record_task_lineage(tx, self.run.created_by, self.job.name, self.run.id, key, io)
 
 
 HEARTBEAT_S = 5.0  # how often a runner says it is alive
 _LATE_S = 0.001  # wake this much after a deadline, so that "past the deadline" holds when checked
 CANCEL_POLL_S = 0.5  # how often a running run looks for a cancel request
 QUEUE_POLL_S = 0.2  # how often a queued run looks for a free slot
-LOST_AFTER_S = 60.0  # a run whose runner has been silent this long (or whose process is gone) is lost
-
-
-def runner_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _alive_here(owner: str) -> bool | None:
-    """Whether the runner process ``host:pid`` is alive, when it ran on this host (else None)."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return None
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def recover_lost_runs(store: MetadataStore, lost_after_s: float = LOST_AFTER_S) -> list[str]:
-    """Mark runs whose runner died (its process is gone, or it stopped sending heartbeats) as failed
-    with a "lost worker" message, and their running tasks as failed; repair then completes them
-    without rerunning what succeeded. Returns the ids of the runs marked."""
-    now = utcnow()
-    lost: list[str] = []
-    with store.transaction() as tx:
-        candidates = tx.jobs.runs(limit=1000, states=[JobRunState.RUNNING.value, JobRunState.QUEUED.value])
-    for run in candidates:
-        alive = _alive_here(run.owner)
-        silent = run.heartbeat_at is None or (now - run.heartbeat_at).total_seconds() > lost_after_s
-        if alive is False or (alive is None and silent):
-            message = f"lost worker: the runner {run.owner or '?'} stopped while the run was going"
-            with store.transaction() as tx:
-                for task in tx.jobs.task_runs(run.id):
-                    if task.state in (TaskState.RUNNING.value, TaskState.QUEUED.value, TaskState.WAITING.value,
-                                      TaskState.PENDING.value) and run.state == JobRunState.QUEUED.value:
-                        tx.jobs.update_task(run.id, task.task_key, state=TaskState.CANCELLED.value, error=message,
-                                            ended_at=now)
-                    elif task.state in (TaskState.RUNNING.value, TaskState.QUEUED.value, TaskState.WAITING.value):
-                        tx.jobs.update_task(run.id, task.task_key, state=TaskState.FAILED.value, error=message,
-                                            ended_at=now)
-                tx.jobs.update_run(run.id, state=JobRunState.FAILED.value, ended_at=now, message=message)
-            lost.append(run.id)
-    return lost
-
-
-TASK_READ, TASK_WROTE, TASK_CREATED_RUN = "read_by_task", "written_by_task", "created_by_task"  # lineage relations
-
-
-def _record_lineage(tx: Any, actor_name: str, job: str, run_id: str, key: str, io: dict[str, Any]) -> None:
-    """Edges table@v → task (read) and task → table@v / MLflow run (written, created), the task
-    being ``job_task:<job>.<task>@<run id>``."""
-    from mlharbor.core.actors import Actor
-    from mlharbor.core.entities import LineageNode
-    from mlharbor.lineage.service import LineageService, table_node
-
-    actor = Actor(actor_name)
-    node = LineageNode("job_task", f"{job}.{key}", run_id)
-    LineageService.record(tx, actor, [table_node(t, v) for t, v in io.get("read", {}).items()], node, TASK_READ)
-    for table, version in io.get("written", {}).items():
-        LineageService.record(tx, actor, [node], table_node(table, version), TASK_WROTE)
-    for mlflow_run in io.get("mlflow_runs", []):
-        LineageService.record(tx, actor, [node], LineageNode("run", mlflow_run), TASK_CREATED_RUN)
-
-RUN_STARTED = "job_run.started"
-# Outbox events of runs (webhooks subscribe to them like registry events): started, then one of these.
-RUN_EVENTS = (RUN_STARTED, "job_run.succeeded", "job_run.failed", "job_run.cancelled", "job_run.timed_out")
-
-
-def _notify(tx: Any, run: JobRunInfo, kind: str) -> None:
-    """Announce a run's start or end in the transaction that records it (delivered at least once)."""
-    tx.outbox.append(kind, f"job:{run.job_name}", run.created_by,
-                     {"run_id": run.id, "job": run.job_name, "state": run.state, "trigger": run.trigger,
-                      "message": run.message, "repairs": run.repairs})
-
-
-def evaluate_condition(left: Any, op: str, right: Any) -> bool:
-    """Compare two rendered values; numbers compare as numbers, anything else as text."""
-    def number(v: Any) -> float | None:
-        if isinstance(v, bool):
-            return None
-        try:
-            return float(v)
-        except (TypeError, ValueError):
-            return None
-
-    a, b = number(left), number(right)
-    if a is not None and b is not None:
-        return _OPS[op](a, b)
-    if op not in ("==", "!="):
-        raise InvalidArgument(f"cannot compare {left!r} {op} {right!r}: ordering needs two numbers")
-    return _OPS[op](json.dumps(left, sort_keys=True, default=str), json.dumps(right, sort_keys=True, default=str))
-
-
 class JobRunner:
     """Runs jobs synchronously in this process, recording runs in the metadata store."""
 
@@ -328,7 +228,7 @@ class JobRunner:
                 if running < st.job.max_concurrent_runs and tx.jobs.oldest_queued(st.job.name) == st.run.id:
                     st.run = tx.jobs.update_run(st.run.id, state=JobRunState.RUNNING.value, started_at=utcnow(),
                                                 heartbeat_at=utcnow())
-                    _notify(tx, st.run, RUN_STARTED)
+                    notify_run(tx, st.run, RUN_STARTED)
                     return True
                 if time.monotonic() - last_beat >= HEARTBEAT_S:
                     last_beat = time.monotonic()
@@ -370,7 +270,7 @@ class JobRunner:
         with self._store.transaction() as tx:
             st.flush(tx)
             done = tx.jobs.update_run(st.run.id, state=result.value, ended_at=utcnow(), message=message)
-            _notify(tx, done, f"job_run.{result.value}")
+            notify_run(tx, done, f"job_run.{result.value}")
             return done
 
     def _idle_wait(self, st: _RunState, started: float, last_beat: float, last_check: float) -> float:
@@ -550,7 +450,7 @@ class JobRunner:
         with self._store.transaction() as tx:
             st.flush(tx)
             done = tx.jobs.update_run(st.run.id, state=state.value, ended_at=utcnow(), message=message)
-            _notify(tx, done, f"job_run.{state.value}")
+            notify_run(tx, done, f"job_run.{state.value}")
             return done
 
     def task_runs(self, run_id: str) -> list[TaskRunInfo]:

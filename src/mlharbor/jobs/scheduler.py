@@ -10,7 +10,7 @@ neither lost nor doubled. Missed ticks are handled by the schedule's catch-up po
 Event triggers (:mod:`mlharbor.jobs.triggers`) fire the same way, keyed by the table versions, the
 outbox event or the upstream run that fired them.
 
-On start, runs whose runner died are marked lost (:func:`mlharbor.jobs.runner.recover_lost_runs`).
+On start, runs whose runner died are marked lost (:func:`mlharbor.jobs.records.recover_lost_runs`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlharbor.core.clock import utcnow
 from mlharbor.jobs.definitions import Job
-from mlharbor.jobs.runner import recover_lost_runs, runner_identity
+from mlharbor.jobs.records import recover_lost_runs, runner_identity
 from mlharbor.jobs.triggers import MONITOR_ALERT_EVENT, JobCompletion, ModelEvent, MonitorAlert, TableUpdate, Trigger
 
 if TYPE_CHECKING:

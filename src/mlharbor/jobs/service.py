@@ -23,7 +23,8 @@ from mlharbor.jobs.definitions import Job, replace_job
 from mlharbor.jobs.executors import Executor, InProcessExecutor, RayExecutor, SubprocessExecutor
 from mlharbor.jobs.executors.inprocess import Invoker
 from mlharbor.jobs.logs import MAX_LOG_BYTES, follow_log, read_task_log
-from mlharbor.jobs.runner import JobRunner, recover_lost_runs
+from mlharbor.jobs.records import recover_lost_runs
+from mlharbor.jobs.runner import JobRunner
 from mlharbor.jobs.scheduler import Scheduler
 
 if TYPE_CHECKING:

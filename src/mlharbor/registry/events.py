@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlharbor.core.entities import OutboxEvent
-from mlharbor.jobs.runner import RUN_EVENTS
+from mlharbor.jobs.records import RUN_EVENTS
 
 if TYPE_CHECKING:
     from mlharbor.core.actors import Actor
