@@ -86,11 +86,12 @@ class BundleDeployment:
         self._actor = ws.actor
 
     @classmethod
-    def open(cls, ws: Workspace, root: str | Path = ".", target: str | None = None,
+    def open(cls, ws: Workspace, root: str | Path | BundleFile = ".", target: str | None = None,
              variables: dict[str, Any] | None = None) -> BundleDeployment:
-        """The bundle at ``root`` for ``target``, acting as the workspace's principal. Variables come
-        from ``variables``, then ``MLHARBOR_VAR_<name>`` environment variables, then the target's."""
-        bundle = BundleFile.load(root)
+        """The bundle at ``root`` (or already loaded) for ``target``, acting as the workspace's principal.
+        Variables come from ``variables``, then ``MLHARBOR_VAR_<name>`` environment variables, then the
+        target's."""
+        bundle = root if isinstance(root, BundleFile) else BundleFile.load(root)
         from_env = {name: _env_value(os.environ[f"MLHARBOR_VAR_{name}"]) for name in bundle.variables
                     if f"MLHARBOR_VAR_{name}" in os.environ}
         user = ws.actor.principal if ws.actor is not None else "user"
@@ -147,23 +148,27 @@ class BundleDeployment:
 
     # --- plan, deploy, destroy -----------------------------------------------------------------
 
+    def _change(self, resource: str, before: dict[str, str] | None) -> Change:
+        """What deploying one wanted resource would do (``before``: its deployment record)."""
+        kind, name, definition = self.bundle.resources()[resource]
+        key = resource.split(".", 1)[1]
+        live = self._live(kind, name)
+        if live is None:
+            detail = "was deleted outside the bundle" if before and before["name"] == name else ""
+            return Change("create", kind, key, name, detail)
+        if not self._matches(kind, live, self._expected(kind, definition)):
+            detail = "changed outside the bundle" if before and before["digest"] == digest(definition) else ""
+            return Change("update", kind, key, name, detail)
+        return Change("unchanged", kind, key, name)
+
     def plan(self) -> list[Change]:
         """What ``deploy`` would do, resource by resource (unchanged ones included)."""
-        state = self._state()
-        changes: list[Change] = []
+        return self._plan(self._state())
+
+    def _plan(self, state: dict[str, dict[str, str]]) -> list[Change]:
         wanted = self.bundle.resources()
-        for resource, (kind, name, definition) in sorted(wanted.items(), key=lambda i: (_ORDER[i[1][0]], i[0])):
-            key = resource.split(".", 1)[1]
-            live = self._live(kind, name)
-            before = state.get(resource)
-            if live is None:
-                detail = "was deleted outside the bundle" if before and before["name"] == name else ""
-                changes.append(Change("create", kind, key, name, detail))
-            elif not self._matches(kind, live, self._expected(kind, definition)):
-                detail = "changed outside the bundle" if before and before["digest"] == digest(definition) else ""
-                changes.append(Change("update", kind, key, name, detail))
-            else:
-                changes.append(Change("unchanged", kind, key, name))
+        changes = [self._change(resource, state.get(resource))
+                   for resource in sorted(wanted, key=lambda r: (_ORDER[wanted[r][0]], r))]
         for resource, before in sorted(state.items(), key=lambda i: -_ORDER[i[1]["kind"]]):
             renamed = resource in wanted and wanted[resource][1] != before["name"]
             if resource not in wanted or renamed:
@@ -173,8 +178,8 @@ class BundleDeployment:
 
     def deploy(self) -> list[Change]:
         """Apply the plan; returns it. Deploying an unchanged bundle changes nothing."""
-        changes = self.plan()
         state = self._state()
+        changes = self._plan(state)
         wanted = self.bundle.resources()
         for change in changes:
             if change.action == "delete":
@@ -243,9 +248,9 @@ class BundleDeployment:
             force: bool = False) -> JobRunInfo:
         """Run the bundle job ``key`` as deployed; Conflict when it is not deployed as defined."""
         name = self.job_name(key)
-        pending = [c for c in self.plan() if c.resource == f"jobs.{key}" and c.action != "unchanged"]
-        if pending:
-            raise Conflict(f"job {key} ({name}) is not deployed as the bundle defines it ({pending[0].action} "
+        change = self._change(f"jobs.{key}", None)
+        if change.action != "unchanged":
+            raise Conflict(f"job {key} ({name}) is not deployed as the bundle defines it ({change.action} "
                            f"pending): run mlharbor bundle deploy --target {self.bundle.target} first")
         return self.ws.jobs.run(name, parameters, executor=executor, trigger=f"bundle:{self.bundle.name}", force=force)
 

@@ -40,7 +40,7 @@ def _deployment(ctx: typer.Context, target: str | None, variables: list[str] | N
         raise InvalidArgument(f"bundle {bundle.name} has no target {name!r}; it has {', '.join(bundle.targets)}")
     ws_target = str(bundle.targets[name].get("workspace_target") or name)
     with Workspace.open(root, target=ws_target) as ws:
-        yield BundleDeployment.open(ws, root, name, _parse_params(variables))
+        yield BundleDeployment.open(ws, bundle, name, _parse_params(variables))
 
 
 def _show(lines: list[str]) -> None:

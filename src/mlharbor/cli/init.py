@@ -85,9 +85,10 @@ def init_project(
     except OSError as exc:
         raise InvalidArgument(f"cannot write {directory / BUNDLE_FILE}: {exc.strerror or exc}") from exc
     if wrote_bundle:
-        bundle = resolve(BundleFile.load(directory), user="you")  # the bundle we wrote must resolve
+        written = BundleFile.load(directory)
+        bundle = resolve(written, user="you")  # the bundle we wrote must resolve
         console().print(f"Wrote [bold]{escape(str(directory / BUNDLE_FILE))}[/bold] (bundle {bundle.name}: jobs "
-                        f"{', '.join(bundle.jobs)}; targets {', '.join(BundleFile.load(directory).targets)}).")
+                        f"{', '.join(bundle.jobs)}; targets {', '.join(written.targets)}).")
     else:
         print_info(f"{BUNDLE_FILE} exists already: kept (--force overwrites it).")
     print_info("Add .mlharbor/ to .gitignore; it holds the embedded lake and metadata.")

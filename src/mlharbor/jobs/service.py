@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlharbor.auth.audit import record
 from mlharbor.auth.policy import Permission
+from mlharbor.core.actors import Actor
 from mlharbor.core.entities import JobRunInfo, TaskLog, TaskRunInfo
 from mlharbor.errors import Conflict, InvalidArgument, NotFound
 from mlharbor.jobs.definitions import Job, replace_job
@@ -29,7 +30,6 @@ from mlharbor.jobs.scheduler import Scheduler
 
 if TYPE_CHECKING:
     from mlharbor.catalog.service import CatalogContext
-    from mlharbor.core.actors import Actor
 
 EXECUTORS = ("subprocess", "in_process", "ray")
 
@@ -107,8 +107,6 @@ class JobService:
 
     def _check_run_as(self, job: str, run_as: str) -> None:
         """Naming another principal as ``run_as`` needs ``manage``; that principal must be able to write."""
-        from mlharbor.core.actors import Actor
-
         env = self._ctx.settings.current.environment
         if Permission.MANAGE not in self._ctx.auth.permissions(self._actor, env):
             self._authorize(Permission.MANAGE, "job.run_as", f"job:{job}")

@@ -60,10 +60,11 @@ def run_stage(ws: Workspace, rows: int, seed: int, console: Console, executor: s
         raise MlharborError("stage 4 deploys a bundle from the project directory: open the workspace locally")
     if write_bundle(root):
         console.print(f"wrote the starter bundle [cyan]{root / 'mlharbor.yml'}[/] (the pipeline as jobs)")
-    if BundleFile.load(root).name != BUNDLE_NAME:
+    bundle = BundleFile.load(root)
+    if bundle.name != BUNDLE_NAME:
         console.print("[yellow]mlharbor.yml holds another bundle: stage 4 leaves it alone[/]")
         return None
-    deployment = BundleDeployment.open(ws, root, "dev")
+    deployment = BundleDeployment.open(ws, bundle, "dev")
     changes = deployment.deploy()
     for line in format_plan(changes):
         console.print(line, markup=False, highlight=False)
