@@ -12,7 +12,7 @@ import typer
 
 from mlharbor.cli._context import state
 from mlharbor.cli._output import as_dict, console, print_info, print_json, print_warning
-from mlharbor.cli.jobs import _parse_params, _show_tasks
+from mlharbor.cli.jobs import parse_params, show_tasks
 from mlharbor.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def _deployment(ctx: typer.Context, target: str | None, variables: list[str] | N
         raise InvalidArgument(f"bundle {bundle.name} has no target {name!r}; it has {', '.join(bundle.targets)}")
     ws_target = str(bundle.targets[name].get("workspace_target") or name)
     with Workspace.open(root, target=ws_target) as ws:
-        yield BundleDeployment.open(ws, bundle, name, _parse_params(variables))
+        yield BundleDeployment.open(ws, bundle, name, parse_params(variables))
 
 
 def _show(lines: list[str]) -> None:
@@ -130,11 +130,11 @@ def run(ctx: typer.Context, key: Annotated[str, typer.Argument(help="The job's k
         as_json: Json = False) -> None:
     """Run a deployed bundle job to the end; exits 1 when the run did not succeed."""
     with _deployment(ctx, target, var) as dep:
-        result = dep.run(key, _parse_params(param), executor=executor, force=no_cache)
+        result = dep.run(key, parse_params(param), executor=executor, force=no_cache)
         if as_json:
             print_json({**as_dict(result), "tasks": [as_dict(t) for t in dep.ws.jobs.task_runs(result.id)]})
         else:
-            _show_tasks(dep.ws, result.id)
+            show_tasks(dep.ws, result.id)
             print_info(f"run {result.id} of {result.job_name}: {result.state}"
                        f"{' — ' + result.message if result.message else ''}")
     if result.state != "succeeded":

@@ -26,7 +26,7 @@ Executor = Annotated[str, typer.Option(help="Where task attempts run: subprocess
                                              "cluster, else a local Ray).")]
 
 
-def _parse_params(items: list[str] | None) -> dict[str, Any]:
+def parse_params(items: list[str] | None) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -39,7 +39,7 @@ def _parse_params(items: list[str] | None) -> dict[str, Any]:
     return params
 
 
-def _show_tasks(ws: Any, run_id: str) -> None:
+def show_tasks(ws: Any, run_id: str) -> None:
     tasks = ws.jobs.task_runs(run_id)
     print_records([{"task": t.task_key, "state": t.state, "attempts": t.attempts,
                     "values": json.dumps(t.values) if t.values else "", "tables": _io_summary(t.io),
@@ -99,7 +99,7 @@ def run(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A deployed
             if ws.url is None:
                 raise InvalidArgument("--no-wait needs a server (MLHARBOR_URL or --url) to drive the run; "
                                       "locally the run ends with this command")
-            started = ws.jobs.run(name, _parse_params(param), executor=executor, force=no_cache, wait=False)
+            started = ws.jobs.run(name, parse_params(param), executor=executor, force=no_cache, wait=False)
             if as_json:
                 print_json(as_dict(started))
             else:
@@ -107,11 +107,11 @@ def run(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A deployed
                 print_info(f"run {started.id} of {name} started on {location(ws)}; follow it with "
                            f"`mlharbor jobs show {started.id}` or `mlharbor jobs logs {started.id} TASK --follow`")
             return
-        result = ws.jobs.run(name, _parse_params(param), executor=executor, force=no_cache)
+        result = ws.jobs.run(name, parse_params(param), executor=executor, force=no_cache)
         if as_json:
             print_json({**as_dict(result), "tasks": [as_dict(t) for t in ws.jobs.task_runs(result.id)]})
         else:
-            _show_tasks(ws, result.id)
+            show_tasks(ws, result.id)
             print_info(f"run {result.id}: {result.state}{' — ' + result.message if result.message else ''}")
     if result.state != "succeeded":
         raise typer.Exit(1)
@@ -139,7 +139,7 @@ def show(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="Run id.
         if as_json:
             print_json({**as_dict(info), "tasks": [as_dict(t) for t in ws.jobs.task_runs(run_id)]})
             return
-        _show_tasks(ws, run_id)
+        show_tasks(ws, run_id)
     print_info(f"run {info.id} of {info.job_name}: {info.state}")
 
 
@@ -171,7 +171,7 @@ def repair(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="A fin
     """Rerun the failed tasks of a run and their dependents; succeeded tasks are kept."""
     with open_workspace(ctx) as ws:
         result = ws.jobs.repair(run_id, executor=executor)
-        _show_tasks(ws, run_id)
+        show_tasks(ws, run_id)
     print_info(f"run {result.id}: {result.state} after {result.repairs} repair(s)")
     if result.state != "succeeded":
         raise typer.Exit(1)
